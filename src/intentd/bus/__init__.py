@@ -1,0 +1,41 @@
+"""The event bus: live, best-effort fan-out between processes.
+
+Never the source of truth: every event is in the store's event log first, and
+subscribers that miss a message (a Redis outage, a restart) fill the gap from
+the log by ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Handler = Callable[[dict[str, Any]], None]
+Unsubscribe = Callable[[], None]
+
+# Topics. "events": session events as recorded in the log. "control":
+# revocations and cancellation requests.
+EVENTS = "events"
+CONTROL = "control"
+
+
+class Bus(Protocol):
+    healthy: bool
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None: ...
+
+    def subscribe(self, topic: str, handler: Handler) -> Unsubscribe: ...
+
+
+def create_bus(redis_url: str | None) -> Bus:
+    if redis_url:
+        from intentd.bus.redis import RedisBus
+
+        return RedisBus(redis_url)
+    from intentd.bus.memory import MemoryBus
+
+    return MemoryBus()

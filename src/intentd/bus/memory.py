@@ -1,0 +1,27 @@
+"""In-process bus for embedded mode: delivery is a function call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intentd.bus import Handler, Unsubscribe
+from intentd.bus._handlers import Handlers
+
+
+class MemoryBus:
+    healthy = True
+
+    def __init__(self) -> None:
+        self._handlers = Handlers()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        self._handlers.dispatch(topic, message)
+
+    def subscribe(self, topic: str, handler: Handler) -> Unsubscribe:
+        return self._handlers.add(topic, handler)

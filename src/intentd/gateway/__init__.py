@@ -1,0 +1,1 @@
+"""The gateway: the route contract and everything generated or checked from it."""

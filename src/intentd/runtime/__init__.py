@@ -1,0 +1,1 @@
+"""The Runtime plane: executes intents durably (DBOS) and records their events."""

@@ -1,0 +1,187 @@
+"""The session event log: append with a gapless per-session ``seq``, read back for replay.
+
+Appends are group-committed: concurrent callers' events are written in one
+transaction, in arrival order, and each caller awaits its own outcome. An
+event is published on the bus only after its transaction commits, so anything
+a client receives live is already durable and replayable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from intentd.bus import EVENTS, Bus
+from intentd.store.db import Store
+from intentd.store.schema import events, executions, sessions
+
+log = structlog.get_logger("intentd.events")
+
+_BATCH_MAX = 256
+
+
+@dataclass(slots=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+    session_id: str | None = None
+    execution_id: str | None = None
+    n: int | None = None  # the event's index within its execution: the dedup key
+    # Columns of the execution row changed in the same transaction (status, result...).
+    execution_update: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+
+def wire(row: dict[str, Any]) -> dict[str, Any]:
+    """The shape clients see: stable keys, no storage columns."""
+    return {
+        "type": row["type"],
+        "seq": row["seq"],
+        "session_id": row["session_id"],
+        "execution_id": row["execution_id"],
+        "n": row["n"],
+        "data": row["data"],
+        "created_at": row["created_at"],
+    }
+
+
+async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dict[str, Any] | None:
+    """Append inside the caller's transaction. None when (execution_id, n) exists already."""
+    seq = None
+    if event.session_id is not None:
+        seq = (
+            await conn.execute(
+                sa.update(sessions)
+                .where(sessions.c.id == event.session_id)
+                .values(last_seq=sessions.c.last_seq + 1)
+                .returning(sessions.c.last_seq)
+            )
+        ).scalar_one_or_none()
+    row = {
+        "execution_id": event.execution_id,
+        "n": event.n,
+        "session_id": event.session_id if seq is not None else None,
+        "seq": seq,
+        "type": event.type,
+        "data": event.data,
+        "created_at": event.created_at,
+    }
+    inserted = (
+        await conn.execute(
+            store.insert(events).values(**row).on_conflict_do_nothing().returning(events.c.id)
+        )
+    ).scalar_one_or_none()
+    if inserted is None:  # a replay after recovery: already recorded
+        if seq is not None:  # hand the seq back; we still hold the session row lock
+            await conn.execute(
+                sa.update(sessions)
+                .where(sessions.c.id == event.session_id)
+                .values(last_seq=sessions.c.last_seq - 1)
+            )
+        return None
+    if event.execution_id is not None and event.execution_update:
+        await conn.execute(
+            sa.update(executions)
+            .where(executions.c.id == event.execution_id)
+            .values(**event.execution_update)
+        )
+    return wire(row)
+
+
+class EventLog:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+        self._queue: asyncio.Queue[tuple[NewEvent, asyncio.Future[dict[str, Any] | None]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="event-log-writer")
+
+    async def close(self) -> None:
+        if self._writer:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def append(self, event: NewEvent) -> dict[str, Any] | None:
+        """Record one event durably and publish it. None when it was a duplicate."""
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def publish(self, recorded: list[dict[str, Any]]) -> None:
+        for item in recorded:
+            await self.bus.publish(EVENTS, item)
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH_MAX and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._write(batch)
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            recorded = [r for r in results if r is not None]
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+            await self.publish(recorded)
+
+    async def _write(self, batch: list[tuple[NewEvent, Any]]) -> list[dict[str, Any] | None]:
+        try:
+            async with self.store.tx() as conn:
+                return [await append_in(self.store, conn, event) for event, _ in batch]
+        except IntegrityError:
+            # Two replicas replaying the same execution raced; retry one by one
+            # so that only the losing appends come back as duplicates.
+            results: list[dict[str, Any] | None] = []
+            for event, _ in batch:
+                try:
+                    async with self.store.tx() as conn:
+                        results.append(await append_in(self.store, conn, event))
+                except IntegrityError:
+                    results.append(None)
+            return results
+
+
+async def read_session(
+    store: Store, session_id: str, after_seq: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        result = await conn.execute(
+            sa.select(events)
+            .where(events.c.session_id == session_id, events.c.seq > after_seq)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [wire(dict(row._mapping)) for row in result]
+
+
+async def read_execution(
+    store: Store, execution_id: str, after_n: int = -1, limit: int = 1000
+) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        result = await conn.execute(
+            sa.select(events)
+            .where(events.c.execution_id == execution_id, events.c.n > after_n)
+            .order_by(events.c.n)
+            .limit(limit)
+        )
+        return [wire(dict(row._mapping)) for row in result]
+
+
+async def prune(store: Store, older_than: float) -> int:
+    async with store.tx() as conn:
+        result = await conn.execute(sa.delete(events).where(events.c.created_at < older_than))
+        return result.rowcount or 0
