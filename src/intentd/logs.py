@@ -1,0 +1,79 @@
+"""Structured logging (structlog, JSON) with secrets scrubbed from every line.
+
+Scrubbing happens in one place, the handler's filter, so it covers our own
+events, uvicorn's access log and any library that logs through stdlib logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+
+# Query parameters, JSON fields and headers that carry credentials.
+_SECRET_PATTERNS = (
+    re.compile(r"((?:session_token|access_token|refresh_token|token|password|secret|api_key)=)[^&\s\"']+", re.I),
+    re.compile(r"(\"(?:session_token|access_token|refresh_token|token|password|secret|api_key)\"\s*:\s*\")[^\"]*", re.I),
+    re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.I),
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _redact_event(_: object, __: str, event_dict: dict) -> dict:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact(value)
+        if key.lower() in {"password", "token", "session_token", "access_token", "refresh_token", "secret"}:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_event,
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dbos"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # DBOS logs every workflow at INFO; keep it to warnings unless debugging.
+    logging.getLogger("dbos").setLevel(level.upper() if level.upper() == "DEBUG" else "WARNING")

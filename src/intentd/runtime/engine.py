@@ -1,0 +1,487 @@
+"""The execution engine: executions are DBOS workflows, their events go to the store.
+
+Create: one transaction inserts the execution row and its ``execution.accepted``
+event (with the session's next seq); then the workflow is enqueued on a DBOS
+queue under the execution id, which DBOS treats as the idempotency key.
+
+Run: the workflow loads the row, calls the handler with an IntentContext and
+records the outcome. Failures and cancellation are outcomes, not DBOS errors,
+so compensation runs as ordinary checkpointed steps.
+
+Recovery: DBOS replays a crashed workflow from its checkpoints (same executor
+id on restart; in distributed mode a live replica claims a dead one's work,
+see ``_watch_replicas``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS, SetWorkflowID
+from pydantic import ValidationError
+
+from intentd.bus import CONTROL, EVENTS, Bus
+from intentd.config import Settings
+from intentd.problems import Problem, field_errors
+from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
+from intentd.runtime.registry import Registry, RetryPolicy
+from intentd.store import Store
+from intentd.store.events import EventLog, NewEvent, append_in
+from intentd.store.schema import executions, runtime_replicas, sessions
+
+log = structlog.get_logger("intentd.runtime")
+
+QUEUE_NAME = "intentd-executions"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6f1d7e-93b2-4b9f-8f43-6f0b7d1f2a55")
+
+_engine: Engine | None = None  # DBOS workflows are module-level; they find the engine here
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    id: str
+    tenant_id: str
+    user_id: str | None
+    session_id: str | None
+    parent_id: str | None
+    intent: str
+    params: dict[str, Any]
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    intent: str
+    params: dict[str, Any]
+    tenant_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    retry_of: str | None = None
+
+
+def execution_id_for(tenant_id: str, session_id: str | None, key: str) -> str:
+    """The deterministic id of a keyed submission: same (tenant, session, key), same execution."""
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{tenant_id}\x1f{session_id or ''}\x1f{key}"))
+
+
+def params_hash(intent: str, params: dict[str, Any]) -> str:
+    return hashlib.sha256(intent.encode() + b"\x1f" + orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Engine:
+    def __init__(self, settings: Settings, registry: Registry, store: Store, bus: Bus, event_log: EventLog) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.bus = bus
+        self.events = event_log
+        self.executor_id = settings.executor_id or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}" if settings.is_postgres else "local"
+        )
+        self._cancel_events: dict[str, asyncio.Event] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: list[Any] = []
+        self._queue: Any = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        global _engine
+        _engine = self
+        if not self.settings.is_postgres:
+            _sqlite_wal(self.settings.system_database_url)
+        DBOS(
+            config={
+                "name": "intentd",
+                "system_database_url": self.settings.system_database_url,
+                "application_version": self.settings.application_version,
+                "executor_id": self.executor_id,
+                "log_level": "WARNING",
+                "notification_listener_polling_interval_sec": 0.1,
+            }
+        )
+        DBOS.launch()
+        # An *_async DBOS call right after launch also wakes workflows queued
+        # before a relaunch in the same loop (DESIGN §2).
+        self._queue = await DBOS.register_queue_async(
+            QUEUE_NAME,
+            worker_concurrency=self.settings.runtime_concurrency,
+            polling_interval_sec=self.settings.queue_poll_interval,
+            on_conflict="always_update",
+        )
+        self._unsubscribe = [self.bus.subscribe(CONTROL, self._on_control), self.bus.subscribe(EVENTS, self._on_event)]
+        self._tasks.append(asyncio.create_task(self._reconcile_forever(), name="reconcile"))
+        if self.settings.is_postgres:
+            self._tasks.append(asyncio.create_task(self._watch_replicas(), name="replica-watch"))
+        log.info("runtime engine started", executor_id=self.executor_id)
+
+    async def close(self) -> None:
+        global _engine
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.settings.is_postgres:
+            # Leaving cleanly: let the others take our unfinished work now, not after a timeout.
+            try:
+                async with self.store.tx() as conn:
+                    await conn.execute(
+                        sa.update(runtime_replicas)
+                        .where(runtime_replicas.c.executor_id == self.executor_id)
+                        .values(heartbeat_at=0.0)
+                    )
+            except Exception:
+                log.warning("could not mark this replica as leaving")
+        await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+        _engine = None
+
+    # -- create / cancel ----------------------------------------------------
+
+    async def create(self, request: CreateRequest, *, execution_id: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Accept an execution. Returns (execution, duplicate)."""
+        spec = self.registry.get(request.intent)
+        if spec is None:
+            raise Problem(404, "unknown_intent", f"unknown intent {request.intent!r}")
+        try:
+            spec.params_model.model_validate(request.params)
+        except ValidationError as exc:
+            raise Problem(422, "invalid_params", f"params do not match the schema of {request.intent!r}",
+                          errors=field_errors(exc.errors())) from exc
+        if execution_id is None:
+            execution_id = (
+                execution_id_for(request.tenant_id, request.session_id, request.idempotency_key)
+                if request.idempotency_key
+                else str(uuid.uuid4())
+            )
+        digest = params_hash(request.intent, request.params)
+        now = time.time()
+        async with self.store.tx() as conn:
+            if request.session_id is not None:
+                owner = (
+                    await conn.execute(sa.select(sessions.c.tenant_id).where(sessions.c.id == request.session_id))
+                ).scalar_one_or_none()
+                if owner != request.tenant_id:
+                    raise Problem(404, "not_found", "no such session")
+            inserted = (
+                await conn.execute(
+                    self.store.insert(executions)
+                    .values(
+                        id=execution_id, tenant_id=request.tenant_id, user_id=request.user_id,
+                        session_id=request.session_id, parent_id=request.parent_id, retry_of=request.retry_of,
+                        intent=request.intent, params=request.params, params_hash=digest,
+                        idempotency_key=request.idempotency_key, status="accepted", created_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(executions.c.id)
+                )
+            ).scalar_one_or_none()
+            if inserted is None:
+                existing = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
+                if existing.params_hash != digest or existing.tenant_id != request.tenant_id:
+                    raise Problem(409, "idempotency_conflict",
+                                  "this idempotency key was used with a different intent or params")
+                recorded = None
+            else:
+                recorded = await append_in(
+                    self.store, conn,
+                    NewEvent("execution.accepted", {"intent": request.intent, "params": request.params},
+                             session_id=request.session_id, execution_id=execution_id, n=0, created_at=now),
+                )
+        if recorded is not None:
+            await self.events.publish([recorded])
+        row = await self.get(execution_id)
+        assert row is not None
+        if recorded is not None or row["status"] == "accepted":
+            await self._enqueue(execution_id)
+        return row, inserted is None
+
+    async def _enqueue(self, execution_id: str) -> None:
+        with SetWorkflowID(execution_id):
+            await self._queue.enqueue_async(_execute, execution_id)
+
+    async def create_child(self, parent: IntentContext, child_id: str, intent: str, params: dict[str, Any]) -> str:
+        await self.create(
+            CreateRequest(intent=intent, params=params, tenant_id=parent.tenant_id, user_id=parent.user_id,
+                          session_id=parent.session_id, parent_id=parent.execution_id),
+            execution_id=child_id,
+        )
+        return child_id
+
+    async def cancel(self, execution_id: str, tenant_id: str | None = None) -> dict[str, Any]:
+        query = sa.update(executions).where(executions.c.id == execution_id, executions.c.status.not_in(TERMINAL))
+        if tenant_id is not None:
+            query = query.where(executions.c.tenant_id == tenant_id)
+        async with self.store.tx() as conn:
+            await conn.execute(query.values(cancel_requested=True))
+        row = await self.get(execution_id, tenant_id)
+        if row is None:
+            raise Problem(404, "not_found", "no such execution")
+        if row["status"] not in TERMINAL:
+            self._signal_cancel(execution_id)
+            await self.bus.publish(CONTROL, {"type": "execution.cancel", "execution_id": execution_id})
+            # Children are cancelled with their parent.
+            async with self.store.read() as conn:
+                children = (
+                    await conn.execute(
+                        sa.select(executions.c.id).where(
+                            executions.c.parent_id == execution_id, executions.c.status.not_in(TERMINAL)
+                        )
+                    )
+                ).scalars().all()
+            for child in children:
+                await self.cancel(child)
+        return row
+
+    # -- queries ------------------------------------------------------------
+
+    async def get(self, execution_id: str, tenant_id: str | None = None) -> dict[str, Any] | None:
+        query = sa.select(executions).where(executions.c.id == execution_id)
+        if tenant_id is not None:
+            query = query.where(executions.c.tenant_id == tenant_id)
+        async with self.store.read() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return public_execution(row._mapping) if row is not None else None
+
+    async def cancel_requested(self, execution_id: str) -> bool:
+        if self.is_cancel_requested_locally(execution_id):
+            return True
+        async with self.store.read() as conn:
+            return bool(
+                (
+                    await conn.execute(
+                        sa.select(executions.c.cancel_requested).where(executions.c.id == execution_id)
+                    )
+                ).scalar_one_or_none()
+            )
+
+    def is_cancel_requested_locally(self, execution_id: str) -> bool:
+        event = self._cancel_events.get(execution_id)
+        return event is not None and event.is_set()
+
+    async def wait_cancel(self, execution_id: str, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds, or less when a cancellation arrives.
+
+        The bus wakes us at once; a look at the row every second covers a bus
+        that lost the message.
+        """
+        event = self._cancel_events.setdefault(execution_id, asyncio.Event())
+        end = time.monotonic() + max(timeout, 0.0)
+        while not event.is_set():
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
+            except TimeoutError:
+                if await self.cancel_requested(execution_id):
+                    event.set()
+
+    async def wait_finished(self, execution_id: str) -> dict[str, Any]:
+        event = self._finished.setdefault(execution_id, asyncio.Event())
+        try:
+            while True:
+                row = await self.get(execution_id)
+                if row is None:
+                    raise IntentError("not_found", f"child execution {execution_id} does not exist")
+                if row["status"] in TERMINAL:
+                    return {"status": row["status"], "result": row["result"], "error": row["error"]}
+                try:
+                    await asyncio.wait_for(event.wait(), 1.0)
+                except TimeoutError:
+                    pass
+        finally:
+            self._finished.pop(execution_id, None)
+
+    async def session_context(self, session_id: str) -> dict[str, Any]:
+        async with self.store.read() as conn:
+            value = (
+                await conn.execute(sa.select(sessions.c.context).where(sessions.c.id == session_id))
+            ).scalar_one_or_none()
+        return dict(value or {})
+
+    # -- running ------------------------------------------------------------
+
+    async def record(self, ctx: IntentContext, type: str, data: dict[str, Any], n: int, update: dict[str, Any]) -> None:
+        await self.events.append(
+            NewEvent(type, data, session_id=ctx.session_id, execution_id=ctx.execution_id, n=n, execution_update=update)
+        )
+
+    async def run(self, execution_id: str) -> dict[str, Any]:
+        async with self.store.read() as conn:
+            found = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
+        row = ExecutionRow(found.id, found.tenant_id, found.user_id, found.session_id, found.parent_id,
+                           found.intent, found.params, found.status)
+        spec = self.registry.get(row.intent)
+        if spec is None:  # the module that declared it is no longer loaded
+            ctx = IntentContext(self, row, RetryPolicy(), next_n=1)
+            return await self._finish(ctx, "failed", {"code": "unknown_intent", "message": f"intent {row.intent!r} is not registered"})
+        ctx = IntentContext(self, row, spec.retry, next_n=1)
+        begin = await ctx.step("begin", self._begin, execution_id, retries=3)
+        if begin["cancel_requested"]:
+            return await self._finish(ctx, "cancelled", {})
+        await ctx._record("execution.started", {}, {"status": "running", "started_at": begin["at"]})
+        try:
+            params = spec.params_model.model_validate(row.params)
+            if spec.timeout is not None:
+                remaining = begin["at"] + spec.timeout - time.time()
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    result = await spec.handler(ctx, params)
+            else:
+                result = await spec.handler(ctx, params)
+        except Cancelled:
+            await ctx._compensate()
+            return await self._finish(ctx, "cancelled", {})
+        except IntentError as exc:
+            outcome = {"code": exc.code, "message": exc.message}
+        except TimeoutError:
+            outcome = {"code": "timeout", "message": f"{row.intent} exceeded its {spec.timeout:g} s timeout"}
+        except ValidationError as exc:
+            outcome = {"code": "invalid_params", "message": str(exc)}
+        except Exception as exc:
+            if type(exc).__module__.startswith("dbos"):
+                raise  # DBOS's own control flow (shutdown, workflow cancellation)
+            log.warning("handler failed", execution_id=execution_id, intent=row.intent, error=repr(exc))
+            outcome = {"code": "handler_error", "message": f"{type(exc).__name__}: {exc}"}
+        else:
+            return await self._finish(ctx, "completed", {"result": dump_result(result)})
+        await ctx._compensate()
+        return await self._finish(ctx, "failed", outcome)
+
+    async def _begin(self, execution_id: str) -> dict[str, Any]:
+        return {"cancel_requested": await self.cancel_requested(execution_id), "at": time.time()}
+
+    async def _finish(self, ctx: IntentContext, status: str, data: dict[str, Any]) -> dict[str, Any]:
+        update: dict[str, Any] = {"status": status, "finished_at": time.time()}
+        if status == "completed":
+            update.update(result=data["result"], progress=1.0)
+        elif status == "failed":
+            update.update(error_code=data["code"], error_message=data["message"])
+        await ctx._record(f"execution.{status}", data, update)
+        self._cancel_events.pop(ctx.execution_id, None)
+        return {"status": status, **data}
+
+    # -- bus ----------------------------------------------------------------
+
+    def _signal_cancel(self, execution_id: str) -> None:
+        self._cancel_events.setdefault(execution_id, asyncio.Event()).set()
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "execution.cancel" and isinstance(message.get("execution_id"), str):
+            if message["execution_id"] in self._cancel_events:
+                self._cancel_events[message["execution_id"]].set()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") in ("execution.completed", "execution.failed", "execution.cancelled"):
+            waiter = self._finished.get(event.get("execution_id") or "")
+            if waiter is not None:
+                waiter.set()
+
+    # -- background ---------------------------------------------------------
+
+    async def _reconcile_forever(self) -> None:
+        """Enqueue executions accepted but never enqueued (a crash between the two)."""
+        while True:
+            try:
+                async with self.store.read() as conn:
+                    stranded = (
+                        await conn.execute(
+                            sa.select(executions.c.id).where(
+                                executions.c.status == "accepted", executions.c.created_at < time.time() - 5
+                            ).limit(500)
+                        )
+                    ).scalars().all()
+                for execution_id in stranded:
+                    await self._enqueue(execution_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reconcile failed", error=str(exc))
+            await asyncio.sleep(10)
+
+    async def _watch_replicas(self) -> None:
+        """Heartbeat, and recover the work of replicas whose heartbeat stopped.
+
+        Claiming a dead replica is one conditional DELETE: exactly one live
+        replica wins it, even when several notice at the same moment.
+        """
+        started = time.time()
+        while True:
+            try:
+                now = time.time()
+                async with self.store.tx() as conn:
+                    await conn.execute(
+                        self.store.insert(runtime_replicas)
+                        .values(executor_id=self.executor_id, started_at=started, heartbeat_at=now)
+                        .on_conflict_do_update(index_elements=["executor_id"], set_={"heartbeat_at": now})
+                    )
+                    claimed = (
+                        await conn.execute(
+                            sa.delete(runtime_replicas)
+                            .where(runtime_replicas.c.heartbeat_at < now - self.settings.dead_after)
+                            .returning(runtime_replicas.c.executor_id)
+                        )
+                    ).scalars().all()
+                for dead in claimed:
+                    log.warning("recovering the work of a dead runtime replica", executor_id=dead)
+                    handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
+                    log.info("recovered executions", executor_id=dead, count=len(handles))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("replica heartbeat failed", error=str(exc))
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+
+def public_execution(row: Any) -> dict[str, Any]:
+    return {
+        "execution_id": row["id"],
+        "intent": row["intent"],
+        "params": row["params"],
+        "status": row["status"],
+        "result": row["result"],
+        "error": {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None,
+        "progress": row["progress"],
+        "progress_message": row["progress_message"],
+        "cancel_requested": bool(row["cancel_requested"]),
+        "session_id": row["session_id"],
+        "user_id": row["user_id"],
+        "tenant_id": row["tenant_id"],
+        "parent_id": row["parent_id"],
+        "retry_of": row["retry_of"],
+        "idempotency_key": row["idempotency_key"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+    }
+
+
+def _sqlite_wal(url: str) -> None:
+    """DBOS creates its SQLite file in rollback-journal mode; WAL is persistent once set."""
+    path = Path(url.split(":///", 1)[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+@DBOS.workflow(name="intentd.execute")
+async def _execute(execution_id: str) -> dict[str, Any]:
+    assert _engine is not None, "the runtime engine is not started"
+    return await _engine.run(execution_id)
+
