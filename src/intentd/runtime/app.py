@@ -67,6 +67,10 @@ def create_runtime_app(
     install_problem_handlers(app)
     app.include_router(router)
 
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "plane": "runtime"}
+
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> dict[str, object]:
         state: RuntimeState = request.app.state.runtime
