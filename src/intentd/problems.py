@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -95,6 +96,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(Problem(400, "malformed_json", "the request body is not valid JSON"))
         return problem_response(
             Problem(422, "invalid_request", "the request failed validation", errors=field_errors(errors))
+        )
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(OSError)
+    async def _unavailable(_: Request, exc: Exception) -> Response:
+        # The database (or another dependency) is unreachable: say so at once,
+        # and let the client retry, rather than hang or answer 500.
+        return problem_response(
+            Problem(503, "unavailable", f"a dependency is unreachable ({type(exc).__name__}); retry shortly",
+                    headers={"Retry-After": "2"})
         )
 
     @app.exception_handler(StarletteHTTPException)

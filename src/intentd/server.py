@@ -30,6 +30,9 @@ class _DrainingServer(uvicorn.Server):
             except Exception:
                 pass
         await super().shutdown(sockets)
+        # uvicorn re-raises the signal after a graceful stop, which makes the
+        # exit status "killed by SIGTERM"; a drained process exits with 0.
+        self._captured_signals.clear()
 
 
 def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn.Config:
