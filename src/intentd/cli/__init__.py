@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from intentd.cli import serve
+from intentd.cli import chat, routes, serve, user, verify
 
 app = typer.Typer(
     name="intentd",
@@ -13,6 +13,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 serve.register(app)
+routes.register(app)
+verify.register(app)
+app.add_typer(user.app, name="user")
+app.command("chat")(chat.chat)
 
 
 def main() -> None:

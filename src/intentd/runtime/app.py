@@ -63,7 +63,10 @@ def create_runtime_app(
             if owns_store:
                 await the_store.close()
 
-    app = FastAPI(title="intentd runtime", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="intentd runtime", version="1", lifespan=lifespan,
+        openapi_url="/api/runtime/openapi.json", docs_url=None, redoc_url=None,
+    )
     install_problem_handlers(app)
     app.include_router(router)
 
