@@ -38,6 +38,7 @@ from intentd.problems import Problem, field_errors
 from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
+from intentd.store.db import retry_transient
 from intentd.store.events import EventLog, NewEvent, append_in
 from intentd.store.schema import executions, runtime_replicas, sessions
 
@@ -262,14 +263,17 @@ class Engine:
     async def cancel_requested(self, execution_id: str) -> bool:
         if self.is_cancel_requested_locally(execution_id):
             return True
-        async with self.store.read() as conn:
-            return bool(
-                (
-                    await conn.execute(
-                        sa.select(executions.c.cancel_requested).where(executions.c.id == execution_id)
-                    )
-                ).scalar_one_or_none()
-            )
+        query = sa.select(executions.c.cancel_requested).where(executions.c.id == execution_id)
+        return bool(await self._scalar(query, "read cancel flag"))
+
+    async def _scalar(self, query: Any, what: str) -> Any:
+        """One value, read inside a running workflow: a database outage is waited out."""
+
+        async def read() -> Any:
+            async with self.store.read() as conn:
+                return (await conn.execute(query)).scalar_one_or_none()
+
+        return await retry_transient(read, what=what)
 
     def is_cancel_requested_locally(self, execution_id: str) -> bool:
         event = self._cancel_events.get(execution_id)
@@ -297,7 +301,7 @@ class Engine:
         event = self._finished.setdefault(execution_id, asyncio.Event())
         try:
             while True:
-                row = await self.get(execution_id)
+                row = await retry_transient(lambda: self.get(execution_id), what="read child")
                 if row is None:
                     raise IntentError("not_found", f"child execution {execution_id} does not exist")
                 if row["status"] in TERMINAL:
@@ -310,11 +314,8 @@ class Engine:
             self._finished.pop(execution_id, None)
 
     async def session_context(self, session_id: str) -> dict[str, Any]:
-        async with self.store.read() as conn:
-            value = (
-                await conn.execute(sa.select(sessions.c.context).where(sessions.c.id == session_id))
-            ).scalar_one_or_none()
-        return dict(value or {})
+        query = sa.select(sessions.c.context).where(sessions.c.id == session_id)
+        return dict(await self._scalar(query, "read session context") or {})
 
     # -- running ------------------------------------------------------------
 
@@ -324,8 +325,11 @@ class Engine:
         )
 
     async def run(self, execution_id: str) -> dict[str, Any]:
-        async with self.store.read() as conn:
-            found = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
+        async def load() -> Any:
+            async with self.store.read() as conn:
+                return (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
+
+        found = await retry_transient(load, what="load execution")
         row = ExecutionRow(found.id, found.tenant_id, found.user_id, found.session_id, found.parent_id,
                            found.intent, found.params, found.status)
         spec = self.registry.get(row.intent)

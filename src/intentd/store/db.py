@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypeVar
 
 import orjson
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = structlog.get_logger("intentd.store")
+T = TypeVar("T")
 
 
 def _json_dumps(value: Any) -> str:
@@ -78,6 +85,33 @@ def _sqlite_on_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front, so a transaction never fails
     # half-way when another process (an `intentd user` command) writes too.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused database connection, as opposed to a wrong statement."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return not isinstance(exc.orig, sqlite3.OperationalError) or "locked" in str(exc.orig)
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
+
+
+async def retry_transient(fn: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """Run ``fn`` until it succeeds or fails for a reason other than connectivity.
+
+    Work in flight waits out a database outage instead of failing: like DBOS
+    itself, we trade availability for not losing what was accepted.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("database unreachable, retrying", what=what, error=type(exc).__name__, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def rows(result: sa.CursorResult[Any] | Sequence[Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intentd.bus import EVENTS, Bus
-from intentd.store.db import Store
+from intentd.store.db import Store, retry_transient
 from intentd.store.schema import events, executions, sessions
 
 log = structlog.get_logger("intentd.events")
@@ -126,7 +126,7 @@ class EventLog:
             while len(batch) < _BATCH_MAX and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._write(batch)
+                results = await retry_transient(lambda: self._write(batch), what="event log append")
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():

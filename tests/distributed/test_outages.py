@@ -1,0 +1,68 @@
+"""Dependency outages: nothing accepted is lost, new work is refused clearly, service resumes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import httpx
+import pytest
+
+from harness import IntentdProcess
+from services import TempPostgres
+
+
+@pytest.fixture
+def temp_postgres():
+    server = TempPostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, temp_postgres, redis_url) -> None:
+    token = secrets.token_urlsafe(32)
+    runtime = IntentdProcess(
+        ["serve", "runtime", "--data-dir", str(tmp_path / "rt")],
+        env={
+            "INTENTD_DATABASE_URL": temp_postgres.url,
+            "INTENTD_REDIS_URL": redis_url,
+            "INTENTD_SECRET_KEY": secrets.token_urlsafe(32),
+            "INTENTD_SERVICE_TOKEN": token,
+            "INTENTD_EXECUTOR_ID": "runtime-under-test",
+        },
+        cwd=tmp_path,
+        log_path=tmp_path / "runtime.log",
+    ).start(timeout=60)
+    try:
+        api = httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        accepted = api.post("/api/runtime/executions", json={"intent": "wait", "params": {"seconds": 4}, "tenant_id": "t"})
+        assert accepted.status_code == 202, accepted.text
+        execution_id = accepted.json()["execution_id"]
+        time.sleep(1.5)
+
+        temp_postgres.stop()
+        refused = api.post("/api/runtime/executions", json={"intent": "echo", "params": {}, "tenant_id": "t"})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "unavailable"
+        not_ready = api.get("/ready")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["code"] == "unavailable"
+        time.sleep(3)  # the execution is due during the outage
+
+        temp_postgres.start()
+        deadline = time.monotonic() + 30
+        while True:
+            response = api.get(f"/api/runtime/executions/{execution_id}")
+            if response.status_code == 200 and response.json()["status"] == "completed":
+                break
+            assert time.monotonic() < deadline, f"not completed after the outage: {response.text}\n{runtime.log_tail()}"
+            time.sleep(0.3)
+        found = api.get(f"/api/runtime/executions/{execution_id}/events").json()["items"]
+        assert [e["n"] for e in found] == list(range(len(found)))
+        assert [e["type"] for e in found].count("execution.completed") == 1
+        assert api.get("/ready").status_code == 200
+        again = api.post("/api/runtime/executions", json={"intent": "echo", "params": {}, "tenant_id": "t"})
+        assert again.status_code == 202
+    finally:
+        runtime.stop()
