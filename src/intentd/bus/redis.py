@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -20,12 +21,22 @@ from intentd.bus._handlers import Handlers
 
 log = structlog.get_logger("intentd.bus")
 
-PREFIX = "intentd:"
+
+
+def channel_prefix(url: str) -> str:
+    """Pub/sub channels ignore Redis's database number; put it in the channel name.
+
+    So deployments (and test runs) on different database numbers of one Redis
+    never hear each other.
+    """
+    db = urlsplit(url).path.strip("/") or "0"
+    return f"intentd:{db}:"
 
 
 class RedisBus:
     def __init__(self, url: str, *, topics: tuple[str, ...] = (EVENTS, CONTROL)) -> None:
         self.url = url
+        self.prefix = channel_prefix(url)
         self.healthy = False
         self._topics = topics
         self._handlers = Handlers()
@@ -50,7 +61,7 @@ class RedisBus:
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         try:
-            await self._client.publish(PREFIX + topic, orjson.dumps(message))
+            await self._client.publish(self.prefix + topic, orjson.dumps(message))
         except (aioredis.RedisError, OSError) as exc:
             self.healthy = False
             log.warning("redis publish failed", topic=topic, error=str(exc))
@@ -65,7 +76,7 @@ class RedisBus:
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(*(PREFIX + topic for topic in self._topics))
+                await pubsub.subscribe(*(self.prefix + topic for topic in self._topics))
                 self.healthy = True
                 self._connected.set()
                 delay = 0.1
@@ -77,7 +88,7 @@ class RedisBus:
                         continue
                     if message["type"] != "message":
                         continue
-                    topic = message["channel"].decode()[len(PREFIX) :]
+                    topic = message["channel"].decode()[len(self.prefix) :]
                     self._handlers.dispatch(topic, orjson.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
