@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intentd.gateway.contract import PLANE_HEADER
@@ -78,8 +79,11 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException so that FastAPI's body parsing lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__(413)
 
 
 def json_depth(value: Any, limit: int) -> bool:

@@ -160,6 +160,7 @@ class IntentContext:
             params,
             retries=3,
         )
+        await self._engine.enqueue(child_id)  # in the workflow body: DBOS records it as our child
         return ChildHandle(child_id, self)
 
     def intents(self) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from dbos import DBOS, SetWorkflowID
+from dbos._error import DBOSMaxStepRetriesExceeded
 from pydantic import ValidationError
 
 from intentd.bus import CONTROL, EVENTS, Bus
@@ -155,8 +156,14 @@ class Engine:
 
     # -- create / cancel ----------------------------------------------------
 
-    async def create(self, request: CreateRequest, *, execution_id: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Accept an execution. Returns (execution, duplicate)."""
+    async def create(
+        self, request: CreateRequest, *, execution_id: str | None = None, enqueue: bool = True
+    ) -> tuple[dict[str, Any], bool]:
+        """Accept an execution. Returns (execution, duplicate).
+
+        ``enqueue=False`` leaves the start to the caller: a parent workflow
+        starts its children itself, since DBOS cannot start one inside a step.
+        """
         spec = self.registry.get(request.intent)
         if spec is None:
             raise Problem(404, "unknown_intent", f"unknown intent {request.intent!r}")
@@ -209,11 +216,11 @@ class Engine:
             await self.events.publish([recorded])
         row = await self.get(execution_id)
         assert row is not None
-        if recorded is not None or row["status"] == "accepted":
-            await self._enqueue(execution_id)
+        if enqueue and (recorded is not None or row["status"] == "accepted"):
+            await self.enqueue(execution_id)
         return row, inserted is None
 
-    async def _enqueue(self, execution_id: str) -> None:
+    async def enqueue(self, execution_id: str) -> None:
         with SetWorkflowID(execution_id):
             await self._queue.enqueue_async(_execute, execution_id)
 
@@ -222,6 +229,7 @@ class Engine:
             CreateRequest(intent=intent, params=params, tenant_id=parent.tenant_id, user_id=parent.user_id,
                           session_id=parent.session_id, parent_id=parent.execution_id),
             execution_id=child_id,
+            enqueue=False,
         )
         return child_id
 
@@ -354,6 +362,14 @@ class Engine:
             return await self._finish(ctx, "cancelled", {})
         except IntentError as exc:
             outcome = {"code": exc.code, "message": exc.message}
+        except DBOSMaxStepRetriesExceeded as exc:
+            last = exc.errors[-1] if exc.errors else exc
+            outcome = (
+                {"code": last.code, "message": last.message}
+                if isinstance(last, IntentError)
+                else {"code": "handler_error",
+                      "message": f"step {exc.step_name!r} failed {exc.max_retries} times; last: {type(last).__name__}: {last}"}
+            )
         except TimeoutError:
             outcome = {"code": "timeout", "message": f"{row.intent} exceeded its {spec.timeout:g} s timeout"}
         except ValidationError as exc:
@@ -412,7 +428,7 @@ class Engine:
                         )
                     ).scalars().all()
                 for execution_id in stranded:
-                    await self._enqueue(execution_id)
+                    await self.enqueue(execution_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
