@@ -374,11 +374,10 @@ class Engine:
             outcome = {"code": "timeout", "message": f"{row.intent} exceeded its {spec.timeout:g} s timeout"}
         except ValidationError as exc:
             outcome = {"code": "invalid_params", "message": str(exc)}
-        except Exception as exc:
-            if type(exc).__module__.startswith("dbos"):
-                raise  # DBOS's own control flow (shutdown, workflow cancellation)
+        except Exception as exc:  # DBOS's own control flow (cancel, ID conflicts) is a BaseException
             log.warning("handler failed", execution_id=execution_id, intent=row.intent, error=repr(exc))
-            outcome = {"code": "handler_error", "message": f"{type(exc).__name__}: {exc}"}
+            code = "engine_error" if type(exc).__module__.startswith("dbos") else "handler_error"
+            outcome = {"code": code, "message": f"{type(exc).__name__}: {exc}"}
         else:
             return await self._finish(ctx, "completed", {"result": dump_result(result)})
         await ctx._compensate()
