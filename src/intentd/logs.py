@@ -71,9 +71,18 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dbos"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
-    # DBOS logs every workflow at INFO; keep it to warnings unless debugging.
-    logging.getLogger("dbos").setLevel(level.upper() if level.upper() == "DEBUG" else "WARNING")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        adopt_logger(name)
+    # Libraries whose DEBUG output carries SQL parameters (password hashes,
+    # token hashes) or raw frames stay at INFO or above whatever our level.
+    for name in ("aiosqlite", "sqlalchemy", "asyncpg", "websockets", "httpcore", "httpx", "redis"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+
+
+def adopt_logger(name: str, level: str | None = None) -> None:
+    """Route a library logger that installed its own handlers through ours (JSON, redaction)."""
+    logger = logging.getLogger(name)
+    logger.handlers[:] = []
+    logger.propagate = True
+    if level is not None:
+        logger.setLevel(level)

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from intentd.bus import CONTROL, EVENTS, Bus
 from intentd.config import Settings
+from intentd.logs import adopt_logger
 from intentd.problems import Problem, field_errors
 from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
 from intentd.runtime.registry import Registry, RetryPolicy
@@ -119,6 +120,8 @@ class Engine:
             }
         )
         DBOS.launch()
+        # DBOS installs a plain-text handler of its own; ours writes JSON and redacts.
+        adopt_logger("dbos", "DEBUG" if self.settings.log_level.upper() == "DEBUG" else "WARNING")
         # An *_async DBOS call right after launch also wakes workflows queued
         # before a relaunch in the same loop (DESIGN §2).
         self._queue = await DBOS.register_queue_async(

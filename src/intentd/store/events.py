@@ -182,6 +182,14 @@ async def read_execution(
 
 
 async def prune(store: Store, older_than: float) -> int:
+    """Delete events older than ``older_than``, but never those of unfinished executions:
+    a replay after recovery would otherwise append them again."""
+    unfinished = sa.select(executions.c.id).where(executions.c.status.not_in(("completed", "failed", "cancelled")))
     async with store.tx() as conn:
-        result = await conn.execute(sa.delete(events).where(events.c.created_at < older_than))
+        result = await conn.execute(
+            sa.delete(events).where(
+                events.c.created_at < older_than,
+                sa.or_(events.c.execution_id.is_(None), events.c.execution_id.not_in(unfinished)),
+            )
+        )
         return result.rowcount or 0

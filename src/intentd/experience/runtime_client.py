@@ -1,0 +1,118 @@
+"""The Experience plane's only way into the Runtime plane: its HTTP API.
+
+One ``httpx.AsyncClient`` per process, authenticated with the service token.
+In embedded mode the transport is the runtime app itself (``ASGITransport``),
+so the two planes still meet only through the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from intentd.config import ConfigError, Settings
+from intentd.problems import Problem
+
+# Within the runtime plane's contract, but never reachable by a real request:
+# the ASGI transport ignores the host.
+_IN_PROCESS_BASE_URL = "http://runtime.internal"
+_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+
+
+class RuntimeClient:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if transport is None and not settings.runtime_url:
+            raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
+        base_url = _IN_PROCESS_BASE_URL if transport is not None else settings.runtime_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=_TIMEOUT,
+            headers={"Authorization": f"Bearer {settings.service_token}", "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def submit(
+        self,
+        *,
+        intent: str,
+        params: dict[str, Any],
+        tenant_id: str,
+        user_id: str | None,
+        session_id: str | None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """202 {execution_id, status, duplicate, execution}."""
+        body: dict[str, Any] = {
+            "intent": intent,
+            "params": params,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "session_id": session_id,
+        }
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        return await self._call("POST", "/api/runtime/executions", json=body)
+
+    async def get_execution(self, execution_id: str, tenant_id: str) -> dict[str, Any]:
+        return await self._call(
+            "GET", f"/api/runtime/executions/{_segment(execution_id)}", params={"tenant_id": tenant_id}
+        )
+
+    async def cancel(self, execution_id: str, tenant_id: str) -> dict[str, Any]:
+        return await self._call(
+            "POST", f"/api/runtime/executions/{_segment(execution_id)}/cancel", params={"tenant_id": tenant_id}
+        )
+
+    async def intents(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/api/runtime/intents"))["items"]
+
+    async def ready(self) -> bool:
+        try:
+            response = await self._client.get("/api/runtime/health", timeout=3.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Problem(503, "unavailable", f"the runtime plane is unreachable ({type(exc).__name__})") from exc
+        if response.status_code >= 400:
+            raise _problem_from(response)
+        return orjson.loads(response.content) if response.content else {}
+
+
+def _segment(value: str) -> str:
+    """An id as exactly one path segment: no slash smuggles another route in."""
+    if value in {"", ".", ".."}:
+        raise Problem(404, "not_found", "no such execution")
+    return quote(value, safe="")
+
+
+# Runtime answers the Experience plane relays as they are; the rest are its own faults.
+_RELAYED = {400, 404, 409, 413, 422, 429}
+
+
+def _problem_from(response: httpx.Response) -> Problem:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code in _RELAYED and isinstance(body.get("code"), str):
+        extra = {k: v for k, v in body.items() if k not in {"type", "title", "status", "code", "detail"}}
+        headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
+        return Problem(response.status_code, body["code"], str(body.get("detail", "")), headers=headers, **extra)
+    if response.status_code == 503:
+        return Problem(503, "unavailable", "the runtime plane is not ready")
+    # 401/403 mean our service token is wrong: a deployment fault, not the caller's.
+    return Problem(502, "bad_gateway", f"the runtime plane answered {response.status_code}")
