@@ -41,6 +41,10 @@ class Settings(BaseModel):
     admin_password: str | None = None
     intent_modules: tuple[str, ...] = ()
     auto_migrate: bool = True
+    # Connections per process: PostgreSQL's default of 100 must serve every
+    # replica of both planes (each runtime also holds DBOS's own pool).
+    db_pool_size: int = 5
+    dbos_pool_size: int = 8
 
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600

@@ -51,6 +51,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
         _redact_event,
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -73,9 +74,11 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         adopt_logger(name)
-    # Libraries whose DEBUG output carries SQL parameters (password hashes,
-    # token hashes) or raw frames stay at INFO or above whatever our level.
-    for name in ("aiosqlite", "sqlalchemy", "asyncpg", "websockets", "httpcore", "httpx", "redis"):
+    # SQL logging carries parameters (password and token hashes): never below
+    # WARNING. Libraries whose DEBUG output carries raw frames: never below INFO.
+    for name in ("aiosqlite", "sqlalchemy", "asyncpg"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in ("websockets", "httpcore", "httpx", "redis"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 

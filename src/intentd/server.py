@@ -51,6 +51,7 @@ def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicor
         ws_ping_timeout=settings.ws_ping_timeout,
         ws_per_message_deflate=False,  # memory per socket matters more than bytes here
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=75,  # longer than our clients' keepalive_expiry (30 s) and than proxies' idle reuse
         backlog=4096,
         proxy_headers=True,
         server_header=False,

@@ -32,7 +32,9 @@ class RuntimeClient:
             transport=transport,
             timeout=_TIMEOUT,
             headers={"Authorization": f"Bearer {settings.service_token}", "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            # Idle connections expire here before the server (keep-alive 75 s) drops
+            # them, so a request never races a server-side close.
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30),
         )
 
     async def close(self) -> None:

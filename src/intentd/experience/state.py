@@ -56,7 +56,7 @@ class ExperienceState:
         store: Store | None = None,
         bus: Bus | None = None,
     ) -> ExperienceState:
-        the_store = store if store is not None else Store(settings.app_database_url)
+        the_store = store if store is not None else Store.from_settings(settings)
         the_bus = bus if bus is not None else create_bus(settings.redis_url)
         return cls(
             settings=settings,

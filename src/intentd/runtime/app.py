@@ -42,7 +42,7 @@ def create_runtime_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        the_store = store or Store(settings.app_database_url)
+        the_store = store or Store.from_settings(settings)
         the_bus = bus or create_bus(settings.redis_url)
         if settings.auto_migrate and owns_store:
             await upgrade_async(settings.app_database_url)

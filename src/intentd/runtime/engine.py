@@ -117,6 +117,7 @@ class Engine:
                 "executor_id": self.executor_id,
                 "log_level": "WARNING",
                 "notification_listener_polling_interval_sec": 0.1,
+                "sys_db_pool_size": self.settings.dbos_pool_size,
             }
         )
         DBOS.launch()

@@ -17,6 +17,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from intentd.config import Settings
+
 log = structlog.get_logger("intentd.store")
 T = TypeVar("T")
 
@@ -28,7 +30,7 @@ def _json_dumps(value: Any) -> str:
 class Store:
     """Owns the engine; hands out transactions (``tx``) and read connections (``read``)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
@@ -49,6 +51,10 @@ class Store:
                 pool_timeout=10, json_serializer=_json_dumps, json_deserializer=orjson.loads,
                 echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
             )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.app_database_url, pool_size=settings.db_pool_size)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
@@ -87,10 +93,20 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# serialization_failure, deadlock_detected, too_many_connections, cannot_connect_now
+_RETRYABLE_STATES = frozenset({"40001", "40P01", "53300", "57P03"})
+
+
+def _sqlstate(orig: BaseException | None) -> str | None:
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
 def is_transient(exc: BaseException) -> bool:
     """A lost or refused database connection, as opposed to a wrong statement."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa_exc.DBAPIError) and _sqlstate(exc.orig) in _RETRYABLE_STATES:
+        return True  # the transaction lost a race; running it again is the cure
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
         return not isinstance(exc.orig, sqlite3.OperationalError) or "locked" in str(exc.orig)
     return isinstance(exc, (OSError, ConnectionError, TimeoutError))

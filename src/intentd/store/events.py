@@ -138,9 +138,20 @@ class EventLog:
                     future.set_result(result)
             await self.publish(recorded)
 
+    async def _lock_sessions(self, conn: AsyncConnection, batch: list[tuple[NewEvent, Any]]) -> None:
+        """Take the batch's session rows in one order, so that two replicas
+        writing batches that share sessions wait for each other instead of
+        deadlocking. (SQLite has one writer: nothing to order.)"""
+        ids = sorted({event.session_id for event, _ in batch if event.session_id is not None})
+        if self.store.dialect == "postgresql" and len(ids) > 1:
+            await conn.execute(
+                sa.select(sessions.c.id).where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update()
+            )
+
     async def _write(self, batch: list[tuple[NewEvent, Any]]) -> list[dict[str, Any] | None]:
         try:
             async with self.store.tx() as conn:
+                await self._lock_sessions(conn, batch)
                 return [await append_in(self.store, conn, event) for event, _ in batch]
         except IntegrityError:
             # Two replicas replaying the same execution raced; retry one by one
