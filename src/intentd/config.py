@@ -43,7 +43,7 @@ class Settings(BaseModel):
     auto_migrate: bool = True
     # Connections per process: PostgreSQL's default of 100 must serve every
     # replica of both planes (each runtime also holds DBOS's own pool).
-    db_pool_size: int = 5
+    db_pool_size: int = 8
     dbos_pool_size: int = 8
 
     access_token_ttl: int = 15 * 60

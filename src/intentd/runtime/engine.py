@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from dbos import DBOS, SetWorkflowID
+from dbos import _dbos as dbos_module
 from dbos._error import DBOSMaxStepRetriesExceeded
 from pydantic import ValidationError
 
@@ -155,6 +156,7 @@ class Engine:
                     )
             except Exception:
                 log.warning("could not mark this replica as leaving")
+        await _stop_running_workflows()
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         _engine = None
 
@@ -493,6 +495,17 @@ def public_execution(row: Any) -> dict[str, Any]:
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
     }
+
+
+async def _stop_running_workflows() -> None:
+    """Stop this process's workflows the way a crash would: cancelled mid-flight,
+    they stay PENDING for recovery. Left running, they would outlive DBOS's
+    executor and fail on the way out."""
+    instance = dbos_module._dbos_global_instance
+    tasks = list(getattr(instance, "_workflow_tasks", ()))
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _sqlite_wal(url: str) -> None:

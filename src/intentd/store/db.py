@@ -30,7 +30,7 @@ def _json_dumps(value: Any) -> str:
 class Store:
     """Owns the engine; hands out transactions (``tx``) and read connections (``read``)."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
@@ -48,7 +48,7 @@ class Store:
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                pool_timeout=10, json_serializer=_json_dumps, json_deserializer=orjson.loads,
+                pool_timeout=30, json_serializer=_json_dumps, json_deserializer=orjson.loads,
                 echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
             )
 

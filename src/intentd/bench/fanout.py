@@ -1,0 +1,102 @@
+"""Scenario `fanout`: S sockets receive the events of running executions at a target total rate.
+
+The rate is what the clients receive in total (``rate`` deliveries per second
+over ``sockets`` sockets). Sockets are grouped ``sockets_per_session`` to a
+session; each session runs one ``bench.stream`` execution that emits an event
+every ``sockets / rate`` seconds, which reaches every socket of the session.
+So the runtime records ``rate / sockets_per_session`` events per second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from intentd.bench import servers
+from intentd.bench.procs import LoadGen, workdir
+from intentd.bench.report import Result
+
+TARGET_P99_MS = 20.0
+
+
+@dataclass(frozen=True)
+class FanoutConfig:
+    sockets: int = 1_000
+    rate: float = 5_000.0  # deliveries per second, all sockets together
+    sockets_per_session: int = 20  # 50 sessions: within the runtime's 64 concurrent executions
+    duration: float = 10.0
+
+    @classmethod
+    def quick(cls) -> FanoutConfig:
+        return cls(sockets=200, rate=1_000.0, sockets_per_session=20, duration=5.0)
+
+    @property
+    def sessions(self) -> int:
+        return max(1, self.sockets // self.sockets_per_session)
+
+    def job(self, url: str, tokens: list[str]) -> dict[str, Any]:
+        interval = self.sockets / self.rate  # each socket receives rate/sockets events per second
+        return {
+            "kind": "fanout", "url": url,
+            "sockets": [{"token": tokens[i % self.sessions], "driver": i < self.sessions} for i in range(self.sockets)],
+            "events_per_session": max(1, round(self.duration / interval)), "interval": interval,
+        }
+
+
+def measure(server: servers.Server, config: FanoutConfig, tmp: Any, name: str = "loadgen") -> dict[str, Any]:
+    """One fan-out run against ``server`` (fresh sessions each time)."""
+    tokens = server.session_tokens(config.sessions)
+    gen = LoadGen(config.job(server.agent_url, tokens), log_dir=tmp, name=name)
+    try:
+        gen.read(timeout=300)  # connected
+        cpu_before = server.cpu_seconds()
+        gen.proceed()
+        measured = gen.read(timeout=config.duration + 180)
+        cpu = server.cpu_seconds() - cpu_before
+    finally:
+        gen.finish()
+    measured["server_cpu_util"] = round(cpu / measured["window_s"], 3) if measured["window_s"] else None
+    measured["server_cpu_us_per_delivery"] = round(cpu * 1e6 / measured["delivered"], 1) \
+        if measured["delivered"] else None
+    return measured
+
+
+def row(case: str, config: FanoutConfig, measured: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "case": case,
+        "sockets": measured["sockets"],
+        "sessions": measured["sessions"],
+        "target /s": config.rate,
+        "delivered /s": measured["delivered_per_s"],
+        "recorded /s": None if not measured["delivered_per_s"] else round(
+            measured["delivered_per_s"] / config.sockets_per_session, 1),
+        "delivered": measured["delivered"],
+        "p50 ms": measured["latency"]["p50_ms"],
+        "p99 ms": measured["latency"]["p99_ms"],
+        "max ms": measured["latency"]["max_ms"],
+        "gaps": measured["gaps"],
+        "duplicates": measured["duplicates"],
+        "unfinished": measured["unfinished_sockets"],
+        "server CPU (cores)": measured.get("server_cpu_util"),
+        "server CPU us/delivery": measured.get("server_cpu_us_per_delivery"),
+    }
+
+
+def run(config: FanoutConfig) -> Result:
+    result = Result("fanout", {"sockets": config.sockets, "rate": config.rate,
+                               "sockets_per_session": config.sockets_per_session, "duration": config.duration})
+    with workdir("fanout") as tmp, servers.embedded(tmp) as server:
+        measured = measure(server, config, tmp)
+    result.rows.append(row(f"{config.sockets:,} sockets, {config.rate:,.0f}/s", config, measured))
+    result.checks = {"gaps": measured["gaps"], "duplicates": measured["duplicates"],
+                     "reordered": measured["reordered"], "unfinished_sockets": measured["unfinished_sockets"],
+                     "reader_errors": measured["reader_errors"]}
+    p99 = measured["latency"]["p99_ms"]
+    delivered = measured["delivered_per_s"] or 0.0
+    result.target("delivery p99 (ms)", f"<= {TARGET_P99_MS:g} at 5,000/s over 1,000 sockets", p99,
+                  p99 is not None and p99 <= TARGET_P99_MS and config.sockets >= 1_000 and config.rate >= 5_000)
+    result.target("delivered rate (/s)", f">= {config.rate * 0.95:,.0f} (95% of the offered rate)", delivered,
+                  delivered >= config.rate * 0.95)
+    result.target("gaps + duplicates", "0", measured["gaps"] + measured["duplicates"],
+                  measured["gaps"] + measured["duplicates"] == 0 and measured["unfinished_sockets"] == 0)
+    return result

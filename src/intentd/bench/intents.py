@@ -1,0 +1,165 @@
+"""Scenario `intents`: no-op intent throughput and latency vs bare DBOS no-op workflows.
+
+intentd is driven over the agent socket: submit (`intent` message) until
+`execution.completed` reaches the client. Embedded (SQLite, `intentd up`) and,
+unless skipped, PostgreSQL with 1 and 2 runtime replicas behind one
+experience process. The baseline (``dbos_baseline``) runs on the same kind of
+database in the same run, started directly and through a queue with
+intentd's polling interval and worker concurrency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from intentd.bench import servers
+from intentd.bench.procs import BenchError, postgres_database, python_argv, redis_database, run_loadgen, workdir
+from intentd.bench.report import Result
+from intentd.config import Settings
+
+NOOP_INTENT = "echo"
+TARGET_RATIO = 0.8
+TARGET_EMBEDDED_PER_S = 100.0
+TARGET_SCALING = 1.6
+TARGET_STARTED_P50_MS = 20.0
+
+
+@dataclass(frozen=True)
+class IntentsConfig:
+    sockets: int = 8
+    inflight: int = 8  # per socket: 64 in flight, the runtime's default worker concurrency
+    duration: float = 15.0
+    warmup: float = 3.0
+    light_count: int = 30
+    postgres: bool = True
+
+    @classmethod
+    def quick(cls) -> IntentsConfig:
+        return cls(duration=4.0, warmup=1.0, light_count=10, postgres=False)
+
+
+def _baseline(database_url: str, mode: str, config: IntentsConfig) -> dict[str, Any]:
+    settings = Settings()
+    argv = python_argv(
+        "-m", "intentd.bench.dbos_baseline", "--database-url", database_url, "--mode", mode,
+        "--concurrency", str(config.sockets * config.inflight), "--poll-interval", str(settings.queue_poll_interval),
+        "--duration", str(config.duration), "--warmup", str(config.warmup),
+        "--light-count", str(config.light_count),
+    )
+    done = subprocess.run(argv, capture_output=True, timeout=config.duration + config.warmup + 240)
+    if done.returncode != 0:
+        raise BenchError(f"DBOS baseline failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
+    return orjson.loads(done.stdout.splitlines()[-1])
+
+
+def _measure(server: servers.Server, config: IntentsConfig, tmp: Path, name: str) -> dict[str, Any]:
+    tokens = server.session_tokens(config.sockets)
+    job = {"kind": "intents", "url": server.agent_url, "tokens": tokens, "intent": NOOP_INTENT,
+           "params": {"message": "bench"}, "inflight": config.inflight, "duration": config.duration,
+           "warmup": config.warmup, "light_count": config.light_count}
+    cpu_before = server.cpu_seconds()
+    measured = run_loadgen(job, log_dir=tmp, timeout=config.duration + config.warmup + 300, name=name)
+    cpu = server.cpu_seconds() - cpu_before
+    measured["server_cpu_ms_per_workflow"] = round(cpu * 1000 / measured["all_completed"], 3) \
+        if measured["all_completed"] else None
+    return measured
+
+
+def _row(case: str, database: str, measured: dict[str, Any], *, ours: bool) -> dict[str, Any]:
+    throughput, light = measured["throughput"], measured["light"]
+    return {
+        "case": case,
+        "database": database,
+        "per second": throughput["per_second"],
+        "completed p50 ms": (throughput["completed"] if ours else throughput)["p50_ms"],
+        "completed p99 ms": (throughput["completed"] if ours else throughput)["p99_ms"],
+        "light: started p50 ms": light["started"]["p50_ms"] if ours else None,
+        "light: completed p50 ms": (light["completed"] if ours else light)["p50_ms"],
+        "failures": measured.get("failures", 0),
+        # Load-independent: the CPU one execution costs (all server processes, all threads).
+        "server CPU ms/intent": measured.get("server_cpu_ms_per_workflow"),
+    }
+
+
+@contextlib.contextmanager
+def _sqlite(tmp: Path) -> Iterator[str]:
+    yield f"sqlite:///{(tmp / 'baseline' / 'dbos.sqlite').resolve()}"
+
+
+def run(config: IntentsConfig) -> Result:
+    result = Result("intents", {"intent": NOOP_INTENT, "sockets": config.sockets, "inflight": config.inflight,
+                                "duration": config.duration, "warmup": config.warmup,
+                                "queue_poll_interval": Settings().queue_poll_interval, "postgres": config.postgres})
+    failures = 0
+    errors: list[str] = []
+    with workdir("intents") as tmp:
+        # SQLite: the baseline first, then intentd, never both at once.
+        with _sqlite(tmp) as url:
+            direct = _baseline(url, "direct", config)
+        with _sqlite(tmp) as url:
+            queued = _baseline(url, "queue", config)
+        with servers.embedded(tmp) as server:
+            embedded = _measure(server, config, tmp, "intents-embedded")
+        failures += embedded["failures"]
+        errors += embedded["errors"]
+        result.rows += [
+            _row("bare DBOS, direct", "sqlite", direct, ours=False),
+            _row("bare DBOS, queue", "sqlite", queued, ours=False),
+            {**_row("intentd up (embedded)", "sqlite", embedded, ours=True),
+             "vs queue baseline": _ratio(embedded, queued)},
+        ]
+        per_s = embedded["throughput"]["per_second"]
+        result.target("embedded no-op intents per second", f">= {TARGET_EMBEDDED_PER_S:g}", per_s,
+                      per_s >= TARGET_EMBEDDED_PER_S)
+        ratio = _ratio(embedded, queued)
+        result.target("embedded vs bare DBOS (queue) throughput", f">= {TARGET_RATIO:.0%}", ratio,
+                      ratio is not None and ratio >= TARGET_RATIO)
+        started = embedded["light"]["started"]["p50_ms"]
+        result.target("submit-to-started p50 at light load (ms), embedded", f"<= {TARGET_STARTED_P50_MS:g}",
+                      started, started is not None and started <= TARGET_STARTED_P50_MS)
+        if config.postgres:
+            pg_failures, pg_errors = _postgres(result, config, tmp)
+            failures += pg_failures
+            errors += pg_errors
+    result.checks = {"failures": failures, "errors": sorted(set(errors))[:5]}
+    return result
+
+
+def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, list[str]]:
+    with postgres_database() as url:
+        pg_direct = _baseline(url, "direct", config)
+    with postgres_database() as url:
+        pg_queued = _baseline(url, "queue", config)
+    result.rows += [_row("bare DBOS, direct", "postgresql", pg_direct, ours=False),
+                    _row("bare DBOS, queue", "postgresql", pg_queued, ours=False)]
+    by_replicas: dict[int, dict[str, Any]] = {}
+    for replicas in (1, 2):
+        with postgres_database() as url, redis_database() as redis_url, \
+                servers.distributed(tmp, url, redis_url, replicas) as server:
+            by_replicas[replicas] = _measure(server, config, tmp, f"intents-pg-{replicas}")
+        result.rows.append({**_row(f"intentd, {replicas} runtime replica{'s' if replicas > 1 else ''}",
+                                   "postgresql", by_replicas[replicas], ours=True),
+                            "vs queue baseline": _ratio(by_replicas[replicas], pg_queued)})
+    one, two = by_replicas[1]["throughput"]["per_second"], by_replicas[2]["throughput"]["per_second"]
+    scaling = two / one if one else None
+    ratio = _ratio(by_replicas[1], pg_queued)
+    result.target("PostgreSQL, 1 replica vs bare DBOS (queue)", f">= {TARGET_RATIO:.0%}", ratio,
+                  ratio is not None and ratio >= TARGET_RATIO)
+    result.target("PostgreSQL, 2 replicas vs 1", f">= {TARGET_SCALING:g}x", scaling,
+                  scaling is not None and scaling >= TARGET_SCALING)
+    started = by_replicas[1]["light"]["started"]["p50_ms"]
+    result.target("submit-to-started p50 at light load (ms), PostgreSQL", f"<= {TARGET_STARTED_P50_MS:g}",
+                  started, started is not None and started <= TARGET_STARTED_P50_MS)
+    return sum(m["failures"] for m in by_replicas.values()), [e for m in by_replicas.values() for e in m["errors"]]
+
+
+def _ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    base = baseline["throughput"]["per_second"]
+    return round(ours["throughput"]["per_second"] / base, 3) if base else None

@@ -1,0 +1,1 @@
+"""The Experience plane: identity, sessions and their context, the agent socket, admin."""
