@@ -22,7 +22,7 @@ from intentd.experience.app import announce, create_experience_app, drain, publi
 from intentd.gateway.contract import resolve
 from intentd.runtime.app import create_runtime_app
 from intentd.store import Store
-from intentd.store.migrate import upgrade_async
+from intentd.store.migrate import prepare_schema
 
 log = structlog.get_logger("intentd.embedded")
 
@@ -68,8 +68,7 @@ class EmbeddedApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _start(self, stack: AsyncExitStack) -> None:
-        if self.settings.auto_migrate:
-            await upgrade_async(self.settings.app_database_url)
+        await prepare_schema(self.settings.app_database_url, auto_migrate=self.settings.auto_migrate)
         stack.push_async_callback(self.store.close)
         await self.bus.start()
         stack.push_async_callback(self.bus.close)

@@ -144,3 +144,31 @@ async def test_200_clients_each_running_5_executions_across_replicas(cluster) ->
         for execution_id in ids:
             types = [e["type"] for e in events if e["execution_id"] == execution_id]
             assert types == ["execution.accepted", "execution.started", "execution.completed"], types
+
+
+async def test_the_sdk_resumes_on_experience_b_when_experience_a_is_killed(cluster) -> None:
+    from intentd.client import AsyncClient
+
+    runtime = cluster.runtime("runtime-a")
+    experience_a = cluster.experience("experience-a", runtime)
+    experience_b = cluster.experience("experience-b", runtime)
+    async with AsyncClient([experience_a.url, experience_b.url]) as client:
+        await client.login(ADMIN, cluster.env["INTENTD_ADMIN_PASSWORD"])
+        await client.create_session()
+        async with await client.connect_agent() as sock:
+            ack = await sock.submit("wait", {"seconds": 5})
+            execution_id = ack["execution_id"]
+            received: list[dict] = []
+            killed = False
+            async for event in sock:
+                received.append(event)
+                if event["type"] == "execution.progress" and not killed:
+                    experience_a.kill9()  # mid-stream: the SDK must go on on B
+                    killed = True
+                if event["type"] == "execution.completed" and event["execution_id"] == execution_id:
+                    break
+            assert killed and sock.reconnects >= 1
+    numbers = [event["seq"] for event in received]
+    assert numbers == list(range(1, len(numbers) + 1)), f"every seq exactly once, in order: {numbers}"
+    progress = [e for e in received if e["type"] == "execution.progress"]
+    assert len(progress) == 5

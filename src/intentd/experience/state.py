@@ -22,7 +22,7 @@ from intentd.experience.limits import Limiter
 from intentd.experience.runtime_client import RuntimeClient
 from intentd.store import Store
 from intentd.store.events import prune
-from intentd.store.migrate import upgrade_async
+from intentd.store.migrate import prepare_schema
 
 log = structlog.get_logger("intentd.experience")
 
@@ -70,8 +70,8 @@ class ExperienceState:
         )
 
     async def open(self) -> None:
-        if self.settings.auto_migrate and self.owns_store:
-            await upgrade_async(self.settings.app_database_url)
+        if self.owns_store:
+            await prepare_schema(self.settings.app_database_url, auto_migrate=self.settings.auto_migrate)
         if self.owns_bus:
             await self.bus.start()
         await self.hub.start()

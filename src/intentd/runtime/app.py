@@ -20,7 +20,7 @@ from intentd.runtime.engine import Engine
 from intentd.runtime.registry import Registry, discover
 from intentd.store import Store
 from intentd.store.events import EventLog
-from intentd.store.migrate import upgrade_async
+from intentd.store.migrate import prepare_schema
 
 
 @dataclass
@@ -44,8 +44,8 @@ def create_runtime_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_store = store or Store.from_settings(settings)
         the_bus = bus or create_bus(settings.redis_url)
-        if settings.auto_migrate and owns_store:
-            await upgrade_async(settings.app_database_url)
+        if owns_store:
+            await prepare_schema(settings.app_database_url, auto_migrate=settings.auto_migrate)
         if owns_bus:
             await the_bus.start()
         events = EventLog(the_store, the_bus)
