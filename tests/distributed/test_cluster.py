@@ -15,7 +15,7 @@ import psycopg
 
 from harness import IntentdProcess
 from services import TempRedis
-from wsclient import Closed, Session, Sock, login, new_session, of_type, seqs
+from wsclient import Session, Sock, login, new_session, of_type, seqs
 
 ADMIN = "admin@example.com"
 
