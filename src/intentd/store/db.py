@@ -47,7 +47,7 @@ class Store:
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
                 pool_timeout=30, json_serializer=_json_dumps, json_deserializer=orjson.loads,
                 echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
             )
