@@ -193,7 +193,7 @@ async def admin_revoke_session(session_id: str, request: Request, principal: Adm
 async def _runtime(request: Request, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     # The runtime client's generic call: it maps runtime errors to our problems
     # (404 stays 404, an unreachable runtime is 503).
-    return await experience_state(request).runtime._call(method, path, **kwargs)
+    return await experience_state(request).runtime.call(method, path, **kwargs)
 
 
 _EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")

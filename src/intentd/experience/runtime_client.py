@@ -60,20 +60,20 @@ class RuntimeClient:
         }
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
-        return await self._call("POST", "/api/runtime/executions", json=body)
+        return await self.call("POST", "/api/runtime/executions", json=body)
 
     async def get_execution(self, execution_id: str, tenant_id: str) -> dict[str, Any]:
-        return await self._call(
+        return await self.call(
             "GET", f"/api/runtime/executions/{_segment(execution_id)}", params={"tenant_id": tenant_id}
         )
 
     async def cancel(self, execution_id: str, tenant_id: str) -> dict[str, Any]:
-        return await self._call(
+        return await self.call(
             "POST", f"/api/runtime/executions/{_segment(execution_id)}/cancel", params={"tenant_id": tenant_id}
         )
 
     async def intents(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/api/runtime/intents"))["items"]
+        return (await self.call("GET", "/api/runtime/intents"))["items"]
 
     async def ready(self) -> bool:
         try:
@@ -82,7 +82,7 @@ class RuntimeClient:
             return False
         return response.status_code == 200
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
