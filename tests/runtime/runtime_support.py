@@ -74,15 +74,36 @@ class Runtime:
             **kwargs,
         )
 
-    def admin_token(self, tenant_id: str, *, role: str = "admin", ttl: float = 600, key: str | None = None) -> str:
-        """An access JWT as the experience plane issues them (api.md: Auth)."""
+    def admin_token(
+        self,
+        tenant_id: str,
+        *,
+        role: str = "admin",
+        ttl: float = 600,
+        key: str | None = None,
+        stored_role: str | None = None,
+        disabled: bool = False,
+        revoked: bool = False,
+    ) -> str:
+        """An access JWT as the experience plane issues them (api.md: Auth), for a user
+        row written into the store (``stored_role`` defaults to the token's role)."""
         now = int(time.time())
+        user_id, jti = str(uuid.uuid4()), str(uuid.uuid4())
+        assert self.data_dir is not None, "admin tokens need the SQLite data dir to store their user"
+        with sqlite3.connect(self.data_dir / "intentd.sqlite", timeout=30) as conn:
+            conn.execute(
+                "INSERT INTO users (id, tenant_id, email, password_hash, role, disabled, created_at) "
+                "VALUES (?, ?, ?, 'x', ?, ?, ?)",
+                (user_id, tenant_id, f"{user_id}@example.com", stored_role or role, disabled, now),
+            )
+            if revoked:
+                conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, now + 3600))
         claims = {
-            "sub": str(uuid.uuid4()),
+            "sub": user_id,
             "tid": tenant_id,
             "role": role,
             "typ": "access",
-            "jti": str(uuid.uuid4()),
+            "jti": jti,
             "iat": now,
             "exp": now + int(ttl),
         }

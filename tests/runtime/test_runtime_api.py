@@ -110,6 +110,9 @@ def test_other_jwts_are_refused(runtime: Runtime) -> None:
         (runtime.admin_token(t, role="user"), 403, "forbidden"),
         (runtime.admin_token(t, ttl=-60), 401, "unauthorized"),  # expired
         (runtime.admin_token(t, key="not-the-secret-key-of-this-server"), 401, "unauthorized"),
+        (runtime.admin_token(t, disabled=True), 401, "unauthorized"),  # disabled since the token was issued
+        (runtime.admin_token(t, revoked=True), 401, "unauthorized"),  # logged out
+        (runtime.admin_token(t, stored_role="user"), 403, "forbidden"),  # demoted since
     ]
     for token, status, code in cases:
         with runtime.client(token=token) as caller:

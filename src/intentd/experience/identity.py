@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
-import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,7 +22,7 @@ from intentd.bus import CONTROL
 from intentd.config import Settings
 from intentd.problems import Problem
 from intentd.store import Store
-from intentd.store.schema import refresh_tokens, revoked_tokens, users
+from intentd.store.credentials import AccountState, account_state
 
 log = structlog.get_logger("intentd.identity")
 
@@ -91,11 +90,6 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-@dataclass(frozen=True, slots=True)
-class _UserState:
-    tenant_id: str
-    role: str
-    disabled: bool
 
 
 class CredentialChecks:
@@ -110,7 +104,7 @@ class CredentialChecks:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._users: dict[str, tuple[float, _UserState | None]] = {}
+        self._users: dict[str, tuple[float, AccountState | None]] = {}
         self._revoked: dict[str, float] = {}  # jti or "fam:" + family -> expiry (unix), known revoked
         self._checked_jtis: dict[str, float] = {}  # jti -> monotonic time of the last "not revoked"
 
@@ -165,22 +159,8 @@ class CredentialChecks:
             user_id=user_id, tenant_id=state.tenant_id, role=state.role, token_id=jti, family_id=family_id
         )
 
-    async def _load(self, user_id: str, jti: str, family_id: str | None) -> tuple[_UserState | None, bool]:
-        revoked = sa.exists().where(revoked_tokens.c.jti == jti)
-        if family_id is not None:
-            revoked = sa.or_(
-                revoked,
-                sa.exists().where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_not(None)),
-            )
-        async with self._store.read() as conn:
-            user = (
-                await conn.execute(
-                    sa.select(users.c.tenant_id, users.c.role, users.c.disabled).where(users.c.id == user_id)
-                )
-            ).first()
-            is_revoked = bool((await conn.execute(sa.select(revoked))).scalar())
-        state = None if user is None else _UserState(user.tenant_id, user.role, bool(user.disabled))
-        return state, is_revoked
+    async def _load(self, user_id: str, jti: str, family_id: str | None) -> tuple[AccountState | None, bool]:
+        return await account_state(self._store, user_id, jti, family_id)
 
     def _prune(self, now: float) -> None:
         if len(self._users) + len(self._checked_jtis) + len(self._revoked) < _CACHE_MAX:

@@ -20,6 +20,7 @@ from intentd.bus import EVENTS
 from intentd.problems import Problem
 from intentd.runtime.engine import TERMINAL, CreateRequest, Engine, public_execution
 from intentd.runtime.metrics import EXECUTIONS_CREATED
+from intentd.store.credentials import account_state
 from intentd.store.events import read_execution
 from intentd.store.schema import executions
 
@@ -51,7 +52,16 @@ async def caller(request: Request) -> Caller:
         raise Problem(401, "unauthorized", "invalid token", headers={"WWW-Authenticate": "Bearer"}) from None
     if claims.get("typ") != "access" or claims.get("role") != "admin" or not claims.get("tid"):
         raise Problem(403, "forbidden", "the runtime API is for the service and administrators")
-    return Caller(tenant_id=claims["tid"])
+    # The signature is not enough: the admin may since have been disabled,
+    # demoted or logged out.
+    account, revoked = await account_state(
+        request.app.state.runtime.store, str(claims["sub"]), str(claims.get("jti", "")), claims.get("fam")
+    )
+    if revoked or account is None or account.disabled or account.tenant_id != claims["tid"]:
+        raise Problem(401, "unauthorized", "the access token is no longer valid", headers={"WWW-Authenticate": "Bearer"})
+    if account.role != "admin":
+        raise Problem(403, "forbidden", "the runtime API is for the service and administrators")
+    return Caller(tenant_id=account.tenant_id)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
