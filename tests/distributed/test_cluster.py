@@ -11,8 +11,7 @@ import asyncio
 import time
 
 import httpx
-import psycopg
-
+from cluster_support import executor_of
 from harness import IntentdProcess
 from services import TempRedis
 from wsclient import Session, Sock, login, new_session, of_type, seqs
@@ -31,15 +30,6 @@ def assert_exactly_once(events: list[dict]) -> None:
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"gap or duplicate: {numbers}"
 
 
-def runtime_running(database_url: str, execution_id: str) -> str | None:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = %s AND status = 'PENDING'",
-            (execution_id,),
-        ).fetchone()
-    return row[0] if row else None
-
-
 async def test_a_client_on_experience_a_sees_an_execution_finish_after_its_runtime_is_killed(cluster) -> None:
     runtime_a, runtime_b = cluster.runtime("runtime-a"), cluster.runtime("runtime-b")
     experience_a = cluster.experience("experience-a", runtime_a)
@@ -49,7 +39,7 @@ async def test_a_client_on_experience_a_sees_an_execution_finish_after_its_runti
     execution_id = (await sock.reply("w"))["execution_id"]
     await sock.until(of_type("execution.progress", execution_id))
 
-    owner = await asyncio.to_thread(runtime_running, cluster.env["INTENTD_DATABASE_URL"], execution_id)
+    owner = await asyncio.to_thread(executor_of, cluster.env["INTENTD_DATABASE_URL"], execution_id)
     victim, survivor = (runtime_a, runtime_b) if owner and f"-{runtime_a.pid}-" in owner else (runtime_b, runtime_a)
     victim.kill9()
     killed_at = time.monotonic()

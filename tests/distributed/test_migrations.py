@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 import psycopg
-
 from harness import IntentdProcess, IntentdStartError, run_intentd
 
 TABLES = {"users", "sessions", "executions", "events", "audit_log", "refresh_tokens", "revoked_tokens", "runtime_replicas"}

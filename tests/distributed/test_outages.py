@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+
 import httpx
 import pytest
-
 from harness import IntentdProcess
 from services import TempPostgres
 

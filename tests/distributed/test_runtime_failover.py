@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
-import psycopg
-
+from cluster_support import executor_of
 from harness import IntentdProcess
 
 
@@ -18,15 +17,6 @@ def submit(runtime: IntentdProcess, token: str, intent: str, params: dict) -> st
     )
     assert response.status_code == 202, response.text
     return response.json()["execution_id"]
-
-
-def executor_of(database_url: str, execution_id: str) -> str | None:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = %s AND status = 'PENDING'",
-            (execution_id,),
-        ).fetchone()
-    return row[0] if row else None
 
 
 def events(runtime: IntentdProcess, token: str, execution_id: str) -> list[dict]:
