@@ -33,7 +33,7 @@ class EmbeddedApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store.from_settings(settings)
-        self.bus: Bus = create_bus(settings.redis_url)
+        self.bus: Bus = create_bus(settings.redis_url, one_process=True)
         self.runtime: FastAPI = create_runtime_app(settings, store=self.store, bus=self.bus)
         self.experience: FastAPI = create_experience_app(
             settings,

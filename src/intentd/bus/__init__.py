@@ -31,11 +31,18 @@ class Bus(Protocol):
     def subscribe(self, topic: str, handler: Handler) -> Unsubscribe: ...
 
 
-def create_bus(redis_url: str | None) -> Bus:
+def create_bus(redis_url: str | None, *, one_process: bool = False) -> Bus:
+    """Redis when configured; otherwise in-process delivery.
+
+    ``one_process``: every plane runs in this process (embedded mode), so
+    in-process delivery reaches everyone. Otherwise a plane without Redis
+    cannot hear the others: its bus reports itself unhealthy, and subscribers
+    read the event log instead.
+    """
     if redis_url:
         from intentd.bus.redis import RedisBus
 
         return RedisBus(redis_url)
     from intentd.bus.memory import MemoryBus
 
-    return MemoryBus()
+    return MemoryBus(healthy=one_process)

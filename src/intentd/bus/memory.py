@@ -9,9 +9,8 @@ from intentd.bus._handlers import Handlers
 
 
 class MemoryBus:
-    healthy = True
-
-    def __init__(self) -> None:
+    def __init__(self, *, healthy: bool = True) -> None:
+        self.healthy = healthy
         self._handlers = Handlers()
 
     async def start(self) -> None:

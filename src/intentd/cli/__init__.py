@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from intentd.cli import chat, routes, serve, user, verify
+from intentd.cli import bench, chat, routes, serve, user, verify
 
 app = typer.Typer(
     name="intentd",
@@ -17,6 +17,7 @@ routes.register(app)
 verify.register(app)
 app.add_typer(user.app, name="user")
 app.command("chat")(chat.chat)
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
