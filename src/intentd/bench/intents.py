@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 
 from intentd.bench import servers
-from intentd.bench.procs import BenchError, postgres_database, python_argv, redis_database, run_loadgen, workdir
+from intentd.bench.procs import (
+    BenchError,
+    postgres_database,
+    python_argv,
+    redis_database,
+    run_loadgen,
+    workdir,
+)
 from intentd.bench.report import Result
 from intentd.config import Settings
 
@@ -53,7 +60,7 @@ def _baseline(database_url: str, mode: str, config: IntentsConfig) -> dict[str, 
         "--duration", str(config.duration), "--warmup", str(config.warmup),
         "--light-count", str(config.light_count),
     )
-    done = subprocess.run(argv, capture_output=True, timeout=config.duration + config.warmup + 240)
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=config.duration + config.warmup + 240)
     if done.returncode != 0:
         raise BenchError(f"DBOS baseline failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
     return orjson.loads(done.stdout.splitlines()[-1])

@@ -278,7 +278,7 @@ async def job_fanout(job: Job) -> None:
             finished[i].set()
     timeout = job["events_per_session"] * job["interval"] + job.get("grace", 30.0)
     waiting = [asyncio.create_task(e.wait()) for e in finished.values()]
-    done, pending = await asyncio.wait(waiting, timeout=timeout)
+    _, pending = await asyncio.wait(waiting, timeout=timeout)
     for task in pending:
         task.cancel()
     for task in readers:
@@ -373,7 +373,7 @@ class IntentClient:
 
 async def job_intents(job: Job) -> None:
     """Light load (one at a time, paced) then throughput (closed loop, ``inflight`` per socket)."""
-    socks, seconds, errors = await open_many(job["url"], job["tokens"], 50)
+    socks, _, errors = await open_many(job["url"], job["tokens"], 50)
     if any(s is None for s in socks):
         emit({"phase": "error", "error": f"could not connect: {sorted(set(errors))[:3]}"})
         return

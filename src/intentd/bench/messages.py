@@ -26,6 +26,7 @@ class MessagesConfig:
     connections: tuple[int, ...] = (100, 1_000)
     duration: float = 10.0
     warmup: float = 2.0
+    idle_sample: float = 2.0  # seconds of the idle server's CPU, subtracted from the measured CPU
 
     @classmethod
     def quick(cls) -> MessagesConfig:
@@ -40,13 +41,13 @@ def measure(server: servers.Server, connections: int, config: MessagesConfig, tm
     gen = LoadGen(job, log_dir=tmp, name=name)
     try:
         gen.read(timeout=300)  # connected
-        idle = idle_cpu_util(server)
+        idle = idle_cpu_util(server, config.idle_sample) if config.idle_sample > 0 else 0.0
         cpu_before, started = server.cpu_seconds(), time.monotonic()
         gen.proceed()
         measured = gen.read(timeout=config.duration + config.warmup + 120)
         # The server's CPU time over every round trip (warm-up included), handshakes and the
         # background work it does anyway (DBOS queue polling) excluded.
-        cpu = server.cpu_seconds() - cpu_before - idle * (time.monotonic() - started)
+        cpu = max(server.cpu_seconds() - cpu_before - idle * (time.monotonic() - started), 0.0)
     finally:
         gen.finish()
     measured["server_idle_cpu_util"] = round(idle, 3)

@@ -102,6 +102,9 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: list[Any] = []
         self._queue: Any = None
+        # DBOS.launch() starts replaying recovered workflows at once; one that
+        # starts a child must wait until our queue is registered.
+        self._queue_ready = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -121,6 +124,8 @@ class Engine:
                 "sys_db_pool_size": self.settings.dbos_pool_size,
             }
         )
+        # Subscribed before launch: recovered workflows start listening at once.
+        self._unsubscribe = [self.bus.subscribe(CONTROL, self._on_control), self.bus.subscribe(EVENTS, self._on_event)]
         DBOS.launch()
         # DBOS installs a plain-text handler of its own; ours writes JSON and redacts.
         adopt_logger("dbos", "DEBUG" if self.settings.log_level.upper() == "DEBUG" else "WARNING")
@@ -132,7 +137,7 @@ class Engine:
             polling_interval_sec=self.settings.queue_poll_interval,
             on_conflict="always_update",
         )
-        self._unsubscribe = [self.bus.subscribe(CONTROL, self._on_control), self.bus.subscribe(EVENTS, self._on_event)]
+        self._queue_ready.set()
         self._tasks.append(asyncio.create_task(self._reconcile_forever(), name="reconcile"))
         if self.settings.is_postgres:
             self._tasks.append(asyncio.create_task(self._watch_replicas(), name="replica-watch"))
@@ -227,6 +232,7 @@ class Engine:
         return row, inserted is None
 
     async def enqueue(self, execution_id: str) -> None:
+        await self._queue_ready.wait()
         with SetWorkflowID(execution_id):
             await self._queue.enqueue_async(_execute, execution_id)
 

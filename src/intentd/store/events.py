@@ -85,7 +85,7 @@ async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
                 .where(sessions.c.id == event.session_id)
                 .values(last_seq=sessions.c.last_seq - 1)
             )
-        return None
+        return await _diverged(store, conn, event)
     if event.execution_id is not None and event.execution_update:
         await conn.execute(
             sa.update(executions)
@@ -93,6 +93,41 @@ async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
             .values(**event.execution_update)
         )
     return wire(row)
+
+
+OUTCOMES = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+
+
+async def _diverged(store: Store, conn: AsyncConnection, event: NewEvent) -> dict[str, Any] | None:
+    """A replay re-appended (execution, n): normally the same event, ignored.
+
+    When the recorded event is a different one, the replay diverged from the
+    first run (a bug in a handler or in us). Say so loudly, and never drop an
+    outcome because of it: an execution without one would be stuck forever.
+    """
+    recorded = (
+        await conn.execute(
+            sa.select(events.c.type).where(events.c.execution_id == event.execution_id, events.c.n == event.n)
+        )
+    ).scalar_one_or_none()
+    if recorded is None or recorded == event.type:
+        return None
+    log.error("replay diverged from the recorded events", execution_id=event.execution_id, n=event.n,
+              recorded=recorded, replayed=event.type)
+    if event.type not in OUTCOMES:
+        return None
+    has_outcome = (
+        await conn.execute(
+            sa.select(sa.func.count()).where(events.c.execution_id == event.execution_id, events.c.type.in_(OUTCOMES))
+        )
+    ).scalar_one()
+    if has_outcome:
+        return None
+    last_n = (
+        await conn.execute(sa.select(sa.func.max(events.c.n)).where(events.c.execution_id == event.execution_id))
+    ).scalar_one()
+    event.n = last_n + 1
+    return await append_in(store, conn, event)
 
 
 class EventLog:
