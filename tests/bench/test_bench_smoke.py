@@ -1,0 +1,86 @@
+"""`intentd bench` at tiny sizes: every scenario runs end to end against real processes.
+
+No timed assertions (issue 7): the figures are reported, not judged. What is
+checked is the shape of the report and the correctness fields: every socket
+connected and answered, no gap or duplicate in fan-out, no failed round trip
+or intent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from intentd.bench import fanout, gateway, intents, messages
+from intentd.cli.bench import app
+
+TINY_FANOUT = fanout.FanoutConfig(sockets=20, rate=200.0, sockets_per_session=5, duration=1.0)
+
+
+def test_sockets_through_the_cli_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "sockets.json"
+    run = CliRunner().invoke(app, ["sockets", "--count", "40", "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "intentd bench sockets" in run.output
+    document = json.loads(out.read_text())
+    assert document["machine"]["cpus"] >= 1
+    (result,) = document["results"]
+    assert result["scenario"] == "sockets"
+    baseline, row = result["rows"]
+    assert baseline["connected"] == 40 and baseline["answered ping"] == 40
+    assert row["connected"] == 40 and row["failed"] == 0
+    assert row["answered ping"] == 40
+    assert row["KB/socket"] is not None and row["connect+auth /s"] > 0
+    assert result["checks"]["all_connected"] is True
+    assert result["checks"]["all_answered_ping"] is True
+    assert {t["name"] for t in result["targets"]} == {
+        "concurrent authenticated sockets", "server RSS per socket (KB)", "connect+auth per second",
+        "connect+auth per CPU-second (one free core)",
+    }
+
+
+def test_fanout_delivers_every_event_once_in_order() -> None:
+    result = fanout.run(TINY_FANOUT)
+    (row,) = result.rows
+    assert row["sockets"] == 20 and row["sessions"] == 4
+    ticks_per_session = 10  # 1 s at 200 deliveries/s over 20 sockets: one event per 0.1 s
+    # Each socket sees its session's ticks plus accepted/started/completed.
+    assert row["delivered"] == 20 * (ticks_per_session + 3)
+    assert result.checks["gaps"] == 0 and result.checks["duplicates"] == 0
+    assert result.checks["reordered"] == 0 and result.checks["unfinished_sockets"] == 0
+    assert row["p50 ms"] is not None and row["p99 ms"] >= row["p50 ms"]
+
+
+def test_messages_compares_with_the_echo_baseline() -> None:
+    result = messages.run(messages.MessagesConfig(connections=(5,), duration=1.0, warmup=0.2, idle_sample=0.5))
+    baseline, ours = result.rows
+    assert baseline["case"].startswith("echo baseline") and ours["case"] == "intentd ping/pong"
+    assert baseline["round trips /s"] > 0 and ours["round trips /s"] > 0
+    assert ours["ratio"] == round(ours["round trips /s"] / baseline["round trips /s"], 3)
+    assert result.checks == {"failures": 0, "all_connected": True}
+
+
+def test_intents_against_the_dbos_baseline() -> None:
+    config = intents.IntentsConfig(sockets=2, inflight=2, duration=1.5, warmup=0.3, light_count=3, postgres=False)
+    result = intents.run(config)
+    cases = [row["case"] for row in result.rows]
+    assert cases == ["bare DBOS, direct", "bare DBOS, queue", "intentd up (embedded)"]
+    assert all(row["per second"] > 0 for row in result.rows)
+    ours = result.rows[-1]
+    assert ours["light: started p50 ms"] is not None
+    assert ours["light: completed p50 ms"] >= ours["light: started p50 ms"]
+    assert result.checks == {"failures": 0, "errors": []}
+
+
+def test_gateway_measures_nginx_against_direct() -> None:
+    config = gateway.GatewayConfig(ping_connections=4, duration=1.0, rounds=1, fanout=TINY_FANOUT, fanout_rounds=1)
+    result = gateway.run(config)
+    assert [row["case"] for row in result.rows] == [
+        "ping/pong, direct", "ping/pong, nginx", "fan-out, direct", "fan-out, nginx",
+    ]
+    assert all(row["p50 ms"] is not None for row in result.rows)
+    assert "added p50 ms" in result.rows[1] and "added p50 ms" in result.rows[3]
+    assert result.checks == {"ping_failures": 0, "fanout_gaps": 0, "fanout_duplicates": 0,
+                             "fanout_unfinished_sockets": 0}
