@@ -94,6 +94,16 @@ class Connection:
         self._rewind_to = after_seq
         self._wake.set()
 
+    def go_live(self, last_seq: int) -> None:
+        """Start after ``last_seq`` without reading the log: only later events are sent.
+
+        For a fresh connection, under ``holding``: no send can be in flight.
+        """
+        self.last_delivered = max(self.last_delivered, last_seq)
+        self._highest_seen = max(self._highest_seen, self.last_delivered)
+        self._pending = {s: e for s, e in self._pending.items() if s > self.last_delivered}
+        self._wake.set()
+
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Defer delivery while a request is in flight, so its ack precedes its events."""

@@ -214,9 +214,13 @@ class Socket:
             session = await load_session(self.state.store, auth.session_id)
             last_seq = session["last_seq"] if session else 0
             await self.send({"type": "ready", "session_id": auth.session_id, "last_seq": last_seq, "protocol": PROTOCOL})
-            # Replay from after_seq if asked, else go live from last_seq; events
-            # recorded meanwhile wait in the connection and are not lost.
-            self.conn.replay_from(last_seq if after_seq is None else after_seq)
+            # Replay from after_seq if asked, else go live from last_seq (no log
+            # read: most connects ask for nothing old); events recorded
+            # meanwhile wait in the connection and are not lost.
+            if after_seq is None:
+                self.conn.go_live(last_seq)
+            else:
+                self.conn.replay_from(after_seq)
         await self._receive_loop()
 
     async def _authenticate(self) -> SessionAuth | None:
