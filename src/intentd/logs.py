@@ -14,8 +14,8 @@ import structlog
 
 # Query parameters, JSON fields and headers that carry credentials.
 _SECRET_PATTERNS = (
-    re.compile(r"((?:session_token|access_token|refresh_token|token|password|secret|api_key)=)[^&\s\"']+", re.I),
-    re.compile(r"(\"(?:session_token|access_token|refresh_token|token|password|secret|api_key)\"\s*:\s*\")[^\"]*", re.I),
+    re.compile(r"((?:session_token|access_token|refresh_token|service_token|token|password|secret|api_key)=)[^&\s\"']+", re.I),
+    re.compile(r"(\"(?:session_token|access_token|refresh_token|service_token|token|password|secret|api_key|authorization)\"\s*:\s*\")[^\"]*", re.I),
     re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.I),
 )
 REDACTED = "[redacted]"
@@ -27,8 +27,18 @@ def redact(text: str) -> str:
     return text
 
 
+_SECRET_KEYS = frozenset(
+    {"password", "token", "session_token", "access_token", "refresh_token", "secret", "secret_key",
+     "service_token", "api_key", "authorization"}
+)
+
+
 class RedactingFilter(logging.Filter):
+    """Scrubs plain stdlib records; structlog's own records were scrubbed by ``_redact_event``."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            return True
         message = record.getMessage()
         clean = redact(message)
         if clean != message or record.args:
@@ -36,13 +46,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _scrub(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: REDACTED if str(k).lower() in _SECRET_KEYS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
+
+
 def _redact_event(_: object, __: str, event_dict: dict) -> dict:
-    for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact(value)
-        if key.lower() in {"password", "token", "session_token", "access_token", "refresh_token", "secret"}:
-            event_dict[key] = REDACTED
-    return event_dict
+    return _scrub(event_dict)  # type: ignore[return-value]
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI, Request
-from sqlalchemy import exc as sa_exc
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
+
+log = structlog.get_logger("intentd.http")
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -109,6 +112,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             Problem(503, "unavailable", f"a dependency is unreachable ({type(exc).__name__}); retry shortly",
                     headers={"Retry-After": "2"})
         )
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", error=type(exc).__name__)
+        return problem_response(Problem(500, "internal_error", "an unexpected error occurred; it has been logged"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

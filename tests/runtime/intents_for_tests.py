@@ -192,3 +192,26 @@ async def emitter(ctx: IntentContext, params: EmitParams) -> EmitResult:
             await ctx.emit("test.ping", {"i": i, "inside_step": False})
         await ctx.progress((i + 1) / max(params.count, 1), f"{i + 1} of {params.count}")
     return EmitResult(emitted=params.count)
+
+
+# --- failures around the handler ------------------------------------------------
+
+
+class OwnTimeoutParams(BaseModel):
+    seconds: float = 0.05
+
+
+@intent("test.own_timeout", description="A handler whose own wait_for times out; the intent has no timeout")
+async def own_timeout(ctx: IntentContext, params: OwnTimeoutParams) -> FlakyResult:
+    await asyncio.wait_for(asyncio.sleep(10), params.seconds)
+    raise AssertionError("unreachable")
+
+
+def _refuse_to_undo(_: object) -> None:
+    raise RuntimeError("the undo failed too")
+
+
+@intent("test.bad_undo", description="A failing execution whose compensation fails")
+async def bad_undo(ctx: IntentContext, params: OwnTimeoutParams) -> FlakyResult:
+    await ctx.step("do", lambda: 1, compensate=_refuse_to_undo, retries=1)
+    raise IntentError("failed_on_purpose", "so that the compensation runs")

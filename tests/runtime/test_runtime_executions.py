@@ -82,6 +82,22 @@ def test_timeout_fails_the_execution_with_code_timeout(client: httpx.Client) -> 
         assert events[-1]["data"]["message"]
 
 
+def test_a_handlers_own_timeout_is_a_handler_error_not_the_intents(client: httpx.Client) -> None:
+    done = wait_for(client, create(client, "test.own_timeout", {}, tenant())["execution_id"])
+    assert done["status"] == "failed", done
+    assert done["error"]["code"] == "handler_error"
+    assert "TimeoutError" in done["error"]["message"]
+
+
+def test_a_failing_compensation_is_the_outcome(client: httpx.Client) -> None:
+    execution_id = create(client, "test.bad_undo", {}, tenant())["execution_id"]
+    done = wait_for(client, execution_id)
+    assert done["status"] == "failed", done
+    assert done["error"]["code"] == "compensation_failed"
+    types = [e["type"] for e in events_of(client, execution_id)]
+    assert types[-2:] == ["execution.compensating", "execution.failed"]
+
+
 # --- cancellation ------------------------------------------------------------------------------
 
 

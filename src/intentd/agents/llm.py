@@ -94,7 +94,9 @@ class LLMAgent:
             async def call_model() -> dict[str, Any]:
                 return await self._complete(turn, messages, tools)
 
-            reply = await turn.ctx.step(f"llm.{round_number}", call_model)
+            # One attempt: a retried stream would re-emit its deltas under the
+            # same event numbers; _complete retries what is safe to retry.
+            reply = await turn.ctx.step(f"llm.{round_number}", call_model, retries=1)
             turn.record(reply["content"])
             if not reply["tool_calls"]:
                 return

@@ -14,7 +14,14 @@ from rich.table import Table
 from intentd.cli.options import DataDir, settings_or_exit
 from intentd.gateway.check import check_routes
 from intentd.gateway.contract import CONTRACT, DEFAULT_PORTS, PLANES, Plane
-from intentd.gateway.render import COMPOSE_UPSTREAMS, FILENAMES, FORMATS, LOCAL_UPSTREAMS, Format, render
+from intentd.gateway.render import (
+    COMPOSE_UPSTREAMS,
+    FILENAMES,
+    FORMATS,
+    LOCAL_UPSTREAMS,
+    Format,
+    render,
+)
 from intentd.gateway.tables import route_tables
 
 app = typer.Typer(

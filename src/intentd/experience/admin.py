@@ -20,7 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from intentd.experience import audit
 from intentd.experience.auth import user_problem
-from intentd.experience.identity import Principal, client_ip, experience_state, require_admin
+from intentd.experience.identity import (
+    Principal,
+    client_ip,
+    experience_state,
+    require_admin,
+)
 from intentd.experience.security import problem_responses
 from intentd.experience.sessions import revoke_session, session_view
 from intentd.experience.users import (

@@ -15,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from intentd.experience.identity import experience_state
 from intentd.experience.runtime_client import RuntimeClient
-from intentd.experience.sessions import Caller, SessionAuth, session_or_user, session_token_auth
+from intentd.experience.sessions import (
+    Caller,
+    SessionAuth,
+    session_or_user,
+    session_token_auth,
+)
 from intentd.problems import Problem
 
 router = APIRouter(prefix="/api/intent", tags=["intents"])

@@ -20,9 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from intentd.experience.hub import CLOSE_UNAUTHORIZED, Connection
-from intentd.experience.intents import IDEMPOTENCY_KEY_MAX, INTENT_NAME_MAX, submit_in_session
+from intentd.experience.intents import (
+    IDEMPOTENCY_KEY_MAX,
+    INTENT_NAME_MAX,
+    submit_in_session,
+)
 from intentd.experience.security import json_depth_exceeds, scope_origin_allowed
-from intentd.experience.sessions import MAX_SEQ, SessionAuth, load_session, recheck_session, verify_session_token
+from intentd.experience.sessions import (
+    MAX_SEQ,
+    SessionAuth,
+    load_session,
+    recheck_session,
+    verify_session_token,
+)
 from intentd.gateway.contract import PLANE_HEADER
 from intentd.problems import Problem, field_errors
 

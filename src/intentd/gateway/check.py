@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from intentd.gateway.contract import CONTRACT, PLANES, WS_TIMEOUT_SECONDS, Plane, Route
-from intentd.gateway.routing import Router, gateway_routers, gateway_target, probe_paths, segment_match
+from intentd.gateway.routing import (
+    Router,
+    gateway_routers,
+    gateway_target,
+    probe_paths,
+    segment_match,
+)
 from intentd.gateway.tables import RouteTables, ServedRoute
 
 CheckName = Literal["contract", "priority", "timeouts", "served", "orphan", "rendered"]

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 import yaml
 
-from intentd.gateway.contract import CONTRACT, DEFAULT_PORTS, PLANES, WS_TIMEOUT_SECONDS, Plane, Route
+from intentd.gateway.contract import (
+    CONTRACT,
+    DEFAULT_PORTS,
+    PLANES,
+    WS_TIMEOUT_SECONDS,
+    Plane,
+    Route,
+)
 from intentd.gateway.routing import Router, gateway_routers
 
 Format = Literal["traefik", "traefik-static", "compose", "nginx"]

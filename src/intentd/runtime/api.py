@@ -21,7 +21,7 @@ from intentd.problems import Problem
 from intentd.runtime.engine import TERMINAL, CreateRequest, Engine, public_execution
 from intentd.runtime.metrics import EXECUTIONS_CREATED
 from intentd.store.credentials import account_state
-from intentd.store.events import read_execution
+from intentd.store.events import OUTCOMES, read_execution
 from intentd.store.schema import executions
 
 router = APIRouter(prefix="/api/runtime")
@@ -204,7 +204,7 @@ async def _stream(engine: Engine, execution_id: str, after: int) -> AsyncIterato
             for event in await read_execution(engine.store, execution_id, last):
                 last, idle = event["n"], 0.0
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
-                if event["type"] in ("execution.completed", "execution.failed", "execution.cancelled"):
+                if event["type"] in OUTCOMES:
                     return
             try:
                 await asyncio.wait_for(wake.wait(), 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 
@@ -97,5 +98,6 @@ def count_text(text: str, top: int) -> TextStats:
 )
 async def text_stats(ctx: IntentContext, params: TextStatsParams) -> TextStats:
     await ctx.progress(0.1, "counting")
-    stats = await ctx.step("count", count_text, params.text, params.top)
+    # Up to 1 MB of text: counted off the event loop.
+    stats = await ctx.step("count", asyncio.to_thread, count_text, params.text, params.top)
     return stats

@@ -39,10 +39,11 @@ from intentd.config import Settings
 from intentd.logs import adopt_logger
 from intentd.problems import Problem, field_errors
 from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
+from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
 from intentd.store.db import retry_transient
-from intentd.store.events import EventLog, NewEvent, append_in
+from intentd.store.events import OUTCOMES, EventLog, NewEvent, append_in
 from intentd.store.schema import executions, runtime_replicas, sessions
 
 log = structlog.get_logger("intentd.runtime")
@@ -150,8 +151,10 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _stop_running_workflows()
+        await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         if self.settings.is_postgres:
-            # Leaving cleanly: let the others take our unfinished work now, not after a timeout.
+            # Stopped: let the others take our unfinished work now, not after a timeout.
             try:
                 async with self.store.tx() as conn:
                     await conn.execute(
@@ -161,8 +164,6 @@ class Engine:
                     )
             except Exception:
                 log.warning("could not mark this replica as leaving")
-        await _stop_running_workflows()
-        await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         _engine = None
 
     # -- create / cancel ----------------------------------------------------
@@ -237,12 +238,15 @@ class Engine:
             await self._queue.enqueue_async(_execute, execution_id)
 
     async def create_child(self, parent: IntentContext, child_id: str, intent: str, params: dict[str, Any]) -> str:
-        await self.create(
-            CreateRequest(intent=intent, params=params, tenant_id=parent.tenant_id, user_id=parent.user_id,
-                          session_id=parent.session_id, parent_id=parent.execution_id),
-            execution_id=child_id,
-            enqueue=False,
-        )
+        try:
+            await self.create(
+                CreateRequest(intent=intent, params=params, tenant_id=parent.tenant_id, user_id=parent.user_id,
+                              session_id=parent.session_id, parent_id=parent.execution_id),
+                execution_id=child_id,
+                enqueue=False,
+            )
+        except Problem as refused:  # unknown intent, bad params: the parent's failure, with its code
+            raise IntentError(refused.code, refused.detail) from None
         return child_id
 
     async def cancel(self, execution_id: str, tenant_id: str | None = None) -> dict[str, Any]:
@@ -357,21 +361,19 @@ class Engine:
             ctx = IntentContext(self, row, RetryPolicy(), next_n=1)
             return await self._finish(ctx, "failed", {"code": "unknown_intent", "message": f"intent {row.intent!r} is not registered"})
         ctx = IntentContext(self, row, spec.retry, next_n=1)
+        self._cancel_events.setdefault(execution_id, asyncio.Event())  # so a bus cancel reaches us
         begin = await ctx.step("begin", self._begin, execution_id, retries=3)
         if begin["cancel_requested"]:
             return await self._finish(ctx, "cancelled", {})
         await ctx._record("execution.started", {}, {"status": "running", "started_at": begin["at"]})
+        deadline = None if spec.timeout is None else begin["at"] + spec.timeout - time.time()
+        budget = asyncio.timeout(None if deadline is None else max(deadline, 0.0))
         try:
             params = spec.params_model.model_validate(row.params)
-            if spec.timeout is not None:
-                remaining = begin["at"] + spec.timeout - time.time()
-                async with asyncio.timeout(max(remaining, 0.0)):
-                    result = await spec.handler(ctx, params)
-            else:
+            async with budget:
                 result = await spec.handler(ctx, params)
         except Cancelled:
-            await ctx._compensate()
-            return await self._finish(ctx, "cancelled", {})
+            return await self._undo_and_finish(ctx, "cancelled", {})
         except IntentError as exc:
             outcome = {"code": exc.code, "message": exc.message}
         except DBOSMaxStepRetriesExceeded as exc:
@@ -382,8 +384,11 @@ class Engine:
                 else {"code": "handler_error",
                       "message": f"step {exc.step_name!r} failed {exc.max_retries} times; last: {type(last).__name__}: {last}"}
             )
-        except TimeoutError:
-            outcome = {"code": "timeout", "message": f"{row.intent} exceeded its {spec.timeout:g} s timeout"}
+        except TimeoutError as exc:
+            if budget.expired():
+                outcome = {"code": "timeout", "message": f"{row.intent} exceeded its {spec.timeout:g} s timeout"}
+            else:  # the handler's own timeout, not the intent's
+                outcome = {"code": "handler_error", "message": f"TimeoutError: {exc}"}
         except ValidationError as exc:
             outcome = {"code": "invalid_params", "message": str(exc)}
         except Exception as exc:  # DBOS's own control flow (cancel, ID conflicts) is a BaseException
@@ -392,8 +397,18 @@ class Engine:
             outcome = {"code": code, "message": f"{type(exc).__name__}: {exc}"}
         else:
             return await self._finish(ctx, "completed", {"result": dump_result(result)})
-        await ctx._compensate()
-        return await self._finish(ctx, "failed", outcome)
+        return await self._undo_and_finish(ctx, "failed", outcome)
+
+    async def _undo_and_finish(self, ctx: IntentContext, status: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Compensate, then record the outcome; a compensation that fails is the outcome."""
+        try:
+            await ctx._compensate()
+        except Exception as exc:
+            log.warning("compensation failed", execution_id=ctx.execution_id, error=repr(exc))
+            return await self._finish(
+                ctx, "failed", {"code": "compensation_failed", "message": f"{type(exc).__name__}: {exc}"}
+            )
+        return await self._finish(ctx, status, data)
 
     async def _begin(self, execution_id: str) -> dict[str, Any]:
         return {"cancel_requested": await self.cancel_requested(execution_id), "at": time.time()}
@@ -406,20 +421,23 @@ class Engine:
             update.update(error_code=data["code"], error_message=data["message"])
         await ctx._record(f"execution.{status}", data, update)
         self._cancel_events.pop(ctx.execution_id, None)
+        EXECUTIONS_FINISHED.labels(ctx.intent, status).inc()
         return {"status": status, **data}
 
     # -- bus ----------------------------------------------------------------
 
     def _signal_cancel(self, execution_id: str) -> None:
-        self._cancel_events.setdefault(execution_id, asyncio.Event()).set()
+        """Wake the execution if it runs here (elsewhere the bus carries the news)."""
+        event = self._cancel_events.get(execution_id)
+        if event is not None:
+            event.set()
 
     def _on_control(self, message: dict[str, Any]) -> None:
         if message.get("type") == "execution.cancel" and isinstance(message.get("execution_id"), str):
-            if message["execution_id"] in self._cancel_events:
-                self._cancel_events[message["execution_id"]].set()
+            self._signal_cancel(message["execution_id"])
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") in ("execution.completed", "execution.failed", "execution.cancelled"):
+        if event.get("type") in OUTCOMES:
             waiter = self._finished.get(event.get("execution_id") or "")
             if waiter is not None:
                 waiter.set()

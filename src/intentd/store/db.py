@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, TypeVar
@@ -128,7 +128,3 @@ async def retry_transient(fn: Callable[[], Awaitable[T]], *, what: str) -> T:
             log.warning("database unreachable, retrying", what=what, error=type(exc).__name__, retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def rows(result: sa.CursorResult[Any] | Sequence[Any]) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]

@@ -75,7 +75,10 @@ async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
     }
     inserted = (
         await conn.execute(
-            store.insert(events).values(**row).on_conflict_do_nothing().returning(events.c.id)
+            store.insert(events)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["execution_id", "n"])
+            .returning(events.c.id)
         )
     ).scalar_one_or_none()
     if inserted is None:  # a replay after recovery: already recorded
@@ -152,8 +155,14 @@ class EventLog:
         return await future
 
     async def publish(self, recorded: list[dict[str, Any]]) -> None:
-        for item in recorded:
-            await self.bus.publish(EVENTS, item)
+        """Best effort: a subscriber that misses an event reads it from the log."""
+        if not self.bus.healthy:
+            return  # don't stall appends on a bus that is down
+        try:
+            for item in recorded:
+                await self.bus.publish(EVENTS, item)
+        except Exception:
+            log.exception("publishing events failed")
 
     async def _write_forever(self) -> None:
         while True:
