@@ -14,12 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import harness
 import httpx
 import psycopg
 import pytest
 import redis
-
-import harness
 from harness import IntentdProcess, IntentdStartError, NginxProcess, UpServer
 
 # A stand-in for the intentd CLI: serves GET /health on --port, reports one

@@ -15,7 +15,14 @@ import pytest
 from pydantic import ValidationError
 
 from intentd.agents.base import Turn
-from intentd.agents.default import DefaultAgent, extract_params, parse_arguments, rank, split_payload, stem
+from intentd.agents.default import (
+    DefaultAgent,
+    extract_params,
+    parse_arguments,
+    rank,
+    split_payload,
+    stem,
+)
 from intentd.runtime.context import Cancelled
 from intentd.runtime.registry import Registry, discover
 

@@ -10,7 +10,13 @@ import harness
 import pytest
 from console_helpers import DESKTOP, Tab
 from harness import UpServer
-from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 expect.set_options(timeout=10_000)
 

@@ -3,7 +3,16 @@ crash (reconnect, resume by seq, every event exactly once)."""
 
 from __future__ import annotations
 
-from console_helpers import SLOW_MS, api_login, event_log_seqs, new_session, screenshot, send, sign_in, wait_until
+from console_helpers import (
+    SLOW_MS,
+    api_login,
+    event_log_seqs,
+    new_session,
+    screenshot,
+    send,
+    sign_in,
+    wait_until,
+)
 from playwright.sync_api import expect
 
 

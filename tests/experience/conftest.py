@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from wsclient import Login, Session, login, new_session
-
 from harness import UpServer
+from wsclient import Login, Session, login, new_session
 
 
 @pytest.fixture(scope="package")

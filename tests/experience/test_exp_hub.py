@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from harness import free_port
+
 from intentd.bus import CONTROL, Bus
 from intentd.bus.memory import MemoryBus
 from intentd.bus.redis import RedisBus

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import httpx
-from wsclient import Sock, login, new_session, of_type, seqs
-
 from harness import UpServer
+from wsclient import Sock, login, new_session, of_type, seqs
 
 
 async def test_sigterm_closes_sockets_with_1001_and_a_restart_keeps_users_sessions_and_events(up_server) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from wsclient import Sock, login, new_session
-
 from harness import UpServer
+from wsclient import Sock, login, new_session
 
 
 async def test_socket_message_and_intent_limits(up_server) -> None:

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import httpx
-from wsclient import Sock, login, new_session, of_type
-
 from harness import IntentdProcess
+from wsclient import Sock, login, new_session, of_type
 
 
 async def test_experience_process_talks_to_a_separate_runtime_process(

@@ -7,9 +7,8 @@ import time
 
 import httpx
 import pytest
-from wsclient import STREAM, Login, Session, Sock
-
 from harness import UpServer
+from wsclient import STREAM, Login, Session, Sock
 
 
 async def _still_open(sock: Sock, marker: str) -> None:

@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 import httpx
-from wsclient import Login, Session, Sock, login, new_session, of_type, seqs
-
 from harness import UpServer
+from wsclient import Login, Session, Sock, login, new_session, of_type, seqs
 
 
 async def _submit_stats_until(http: httpx.AsyncClient, session: Session, stop: asyncio.Event) -> list[str]:
@@ -134,3 +133,18 @@ async def test_kill_9_and_restart_resumes_the_execution_and_the_stream(up_server
         _exactly_once_in_order(received + again.events, log)
         assert [e for e in log if e["type"] == "execution.completed" and e["execution_id"] == waiting] == [done]
         await again.close()
+
+
+async def test_a_cursor_beyond_the_log_is_capped_so_later_events_are_not_skipped(
+    shared_up: UpServer, http: httpx.AsyncClient, session: Session
+) -> None:
+    sock = await Sock.open(shared_up.ws_url, token=session.session_token, after_seq=1_000_000)
+    await sock.send({"type": "intent", "id": "e", "intent": "echo", "params": {"message": "hi"}})
+    execution_id = (await sock.reply("e"))["execution_id"]
+    await sock.until(of_type("execution.completed", execution_id))
+    await sock.send({"type": "resume", "after_seq": 10**15})
+    await sock.send({"type": "intent", "id": "f", "intent": "echo", "params": {"message": "again"}})
+    second = (await sock.reply("f"))["execution_id"]
+    await sock.until(of_type("execution.completed", second))
+    assert seqs(sock.events) == list(range(1, len(sock.events) + 1))
+    await sock.close()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import httpx
-from wsclient import AGENT, Login, Session, Sock, login, new_session, of_type, seqs
-
 from harness import UpServer
+from wsclient import AGENT, Login, Session, Sock, login, new_session, of_type, seqs
 
 
 async def test_login_session_socket_help_and_plain_language(http: httpx.AsyncClient, shared_up: UpServer) -> None:

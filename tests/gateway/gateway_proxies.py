@@ -15,10 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-
 from harness import LOCALHOST, IntentdProcess, free_port, nginx_bin, port_open
+
 from intentd.gateway.contract import CONTRACT, Route
-from intentd.gateway.render import Upstreams, render_nginx, traefik_dynamic, traefik_static
+from intentd.gateway.render import (
+    Upstreams,
+    render_nginx,
+    traefik_dynamic,
+    traefik_static,
+)
 
 HERE = Path(__file__).parent
 START_TIMEOUT = 20.0

@@ -30,7 +30,13 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_proxies import ProxyProcess, nginx_config, run_nginx, start_nginx, start_traefik
+from gateway_proxies import (
+    ProxyProcess,
+    nginx_config,
+    run_nginx,
+    start_nginx,
+    start_traefik,
+)
 from harness import IntentdProcess, create_database, drop_database, free_port
 from websockets.asyncio.client import ClientConnection, connect
 

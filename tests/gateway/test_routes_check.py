@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 from intentd.cli import routes as routes_cli
 from intentd.config import load_settings
 from intentd.gateway import render
-from intentd.gateway.check import RouteProblem, check_contract, check_rendered, check_routes
+from intentd.gateway.check import (
+    RouteProblem,
+    check_contract,
+    check_rendered,
+    check_routes,
+)
 from intentd.gateway.contract import CONTRACT, Route, resolve
 from intentd.gateway.tables import ServedRoute, route_tables, served_routes
 

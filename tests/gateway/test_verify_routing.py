@@ -15,7 +15,12 @@ from harness import free_port
 
 from intentd.gateway.contract import CONTRACT
 from intentd.gateway.render import Upstreams
-from intentd.gateway.verify import StepResult, VerifyOptions, check_owners, check_traefik_routers
+from intentd.gateway.verify import (
+    StepResult,
+    VerifyOptions,
+    check_owners,
+    check_traefik_routers,
+)
 
 # The seed's mistake: the agent socket routed to the runtime plane.
 WS_TO_RUNTIME = tuple(

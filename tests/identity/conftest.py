@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from harness import UpServer
-from identity_helpers import World, build_world
+from identity_helpers import CONSOLE_ORIGIN, World, build_world
 
 from intentd.bus.memory import MemoryBus
 from intentd.config import Settings, load_settings
@@ -24,8 +24,6 @@ from intentd.experience.security import install_security
 from intentd.problems import install_problem_handlers
 from intentd.store import Store
 from intentd.store.migrate import upgrade_async
-
-CONSOLE_ORIGIN = "http://console.example.com"
 
 
 @dataclass

@@ -180,3 +180,7 @@ def inside_one_window(window: float = 60.0, needed: float = 15.0) -> None:
     left = window - time.time() % window
     if left < needed:
         time.sleep(left + 0.05)
+
+
+# The browser origin the identity tests allow (INTENTD_CORS_ORIGINS).
+CONSOLE_ORIGIN = "http://console.example.com"

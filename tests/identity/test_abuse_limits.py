@@ -9,8 +9,7 @@ import time
 
 import httpx
 import pytest
-from conftest import CONSOLE_ORIGIN
-from identity_helpers import World, inside_one_window, open_session
+from identity_helpers import CONSOLE_ORIGIN, World, inside_one_window, open_session
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

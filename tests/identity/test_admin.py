@@ -8,7 +8,14 @@ import time
 
 import httpx
 import websockets
-from identity_helpers import World, admin_creates, login, open_session, submit, wait_finished
+from identity_helpers import (
+    World,
+    admin_creates,
+    login,
+    open_session,
+    submit,
+    wait_finished,
+)
 from websockets.exceptions import ConnectionClosed
 
 CLOSE_DEADLINE = 1.0  # DESIGN §4: revoked sessions' sockets close within 1 s

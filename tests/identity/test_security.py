@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from intentd.asgi import json_depth_exceeds, json_has_huge_integer
 from intentd.config import Settings
-from intentd.experience.security import (
-    CONTENT_SECURITY_POLICY,
-    json_depth_exceeds,
-    json_has_huge_integer,
-    origin_allowed,
-)
+from intentd.experience.security import CONTENT_SECURITY_POLICY, origin_allowed
 
 LOGIN = "/api/auth/login"
 

@@ -13,7 +13,12 @@ from identity_helpers import Account, intentd_cli, login, new_password
 from intentd.bus import CONTROL
 from intentd.bus.redis import channel_prefix
 from intentd.config import load_settings
-from intentd.experience.users import DEFAULT_ADMIN_EMAIL, ensure_admin, get_user_by_email, verify_password
+from intentd.experience.users import (
+    DEFAULT_ADMIN_EMAIL,
+    ensure_admin,
+    get_user_by_email,
+    verify_password,
+)
 from intentd.store import Store
 from intentd.store.migrate import upgrade_async
 

@@ -39,6 +39,7 @@ CloseSocket = Callable[[int, str, str | None], Awaitable[None]]
 # Close codes (DESIGN §5).
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class Connection:
@@ -141,9 +142,15 @@ class Connection:
                 await self._deliver()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a send on a socket that went away: the handler cleans up
+        except Exception as exc:
+            # A send on a socket that went away, or the log unreadable: either
+            # way this cursor cannot go on. Close, so that a live client
+            # reconnects and resumes from its last seq instead of going quiet.
             log.debug("delivery stopped", session_id=self.session_id, error=type(exc).__name__)
-            self.closed = True
+            try:
+                await self.close(CLOSE_INTERNAL_ERROR, "delivery failed", "unavailable")
+            except Exception:
+                self.closed = True
 
     async def _deliver(self) -> None:
         while not self.closed and not self._holds:

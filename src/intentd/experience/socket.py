@@ -19,13 +19,14 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from intentd.asgi import json_depth_exceeds
 from intentd.experience.hub import CLOSE_UNAUTHORIZED, Connection
 from intentd.experience.intents import (
     IDEMPOTENCY_KEY_MAX,
     INTENT_NAME_MAX,
     submit_in_session,
 )
-from intentd.experience.security import json_depth_exceeds, scope_origin_allowed
+from intentd.experience.security import scope_origin_allowed
 from intentd.experience.sessions import (
     MAX_SEQ,
     SessionAuth,
@@ -229,8 +230,8 @@ class Socket:
             # meanwhile wait in the connection and are not lost.
             if after_seq is None:
                 self.conn.go_live(last_seq)
-            else:
-                self.conn.replay_from(after_seq)
+            else:  # a cursor from the future would silently skip what comes next
+                self.conn.replay_from(min(after_seq, last_seq))
         await self._receive_loop()
 
     async def _authenticate(self) -> SessionAuth | None:
@@ -331,7 +332,8 @@ class Socket:
             parsed = _parse(ResumeIn, message)
             assert self.conn is not None
             with self.conn.holding():
-                self.conn.replay_from(parsed.after_seq)
+                session = await load_session(self.state.store, self.conn.session_id)
+                self.conn.replay_from(min(parsed.after_seq, session["last_seq"] if session else 0))
                 if parsed.id is not None:
                     await self.send({"type": "ack", "id": parsed.id})
         elif kind == "auth":

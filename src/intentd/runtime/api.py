@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from intentd.asgi import json_depth
 from intentd.bus import EVENTS
 from intentd.problems import Problem
 from intentd.runtime.engine import TERMINAL, CreateRequest, Engine, public_execution
@@ -88,8 +87,6 @@ class CreateBody(BaseModel):
 
 @router.post("/executions", status_code=202)
 async def create_execution(body: CreateBody, who: CallerDep, engine: EngineDep) -> dict[str, Any]:
-    if not json_depth(body.params, engine.settings.max_json_depth):
-        raise Problem(422, "too_deep", f"params nest deeper than {engine.settings.max_json_depth} levels")
     tenant = who.tenant_id or body.tenant_id
     row, duplicate = await engine.create(
         CreateRequest(intent=body.intent, params=body.params, tenant_id=tenant, user_id=body.user_id,
