@@ -21,9 +21,9 @@ from harness import free_port
 from intentd.bus import CONTROL, Bus
 from intentd.bus.memory import MemoryBus
 from intentd.bus.redis import RedisBus
-from intentd.experience.hub import Connection, Hub
+from intentd.experience.hub import SWEEP_EVERY, Connection, Hub
 from intentd.store import Store
-from intentd.store.events import EventLog, NewEvent
+from intentd.store.events import EventLog, NewEvent, append_in
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import sessions
 
@@ -203,3 +203,18 @@ async def test_with_the_bus_down_sockets_are_fed_from_the_log(tmp_path: Path) ->
         await world.log.close()
         await world.store.close()
         await bus.close()
+
+
+async def test_an_event_the_bus_dropped_is_delivered_by_the_sweep(world: World) -> None:
+    session_id = await world.new_session()
+    sink = Sink()
+    conn = world.connect(session_id, sink)
+    conn.go_live(0)
+    await world.append(session_id, 3)
+    await sink.wait_for_seq(3)
+    # Recorded, but never published: as if the bus lost it on a reconnect.
+    async with world.store.tx() as tx:
+        await append_in(world.store, tx, NewEvent("custom", {"i": "dropped"}, session_id=session_id))
+    await sink.wait_for_seq(4, timeout=SWEEP_EVERY + 5)
+    assert sink.seqs() == [1, 2, 3, 4]
+    assert sink.events[-1]["data"] == {"i": "dropped"}

@@ -63,7 +63,8 @@ class RedisBus:
         try:
             await self._client.publish(self.prefix + topic, orjson.dumps(message))
         except (aioredis.RedisError, OSError) as exc:
-            self.healthy = False
+            # Health is the listener's to judge (it reconnects and says so);
+            # one failed publish on a stale connection must not silence us.
             log.warning("redis publish failed", topic=topic, error=str(exc))
 
     def subscribe(self, topic: str, handler: Handler) -> Unsubscribe:

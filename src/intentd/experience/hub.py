@@ -27,6 +27,10 @@ from intentd.store.schema import sessions, users
 log = structlog.get_logger("intentd.hub")
 
 POLL_INTERVAL = 0.5
+# With a healthy bus, how often the log is still checked for what the bus may
+# have dropped (a publish lost on a reconnecting connection) and for sessions
+# that expired: one batched query per process.
+SWEEP_EVERY = 2.0
 _PAGE = 500
 # Live events a slow client may have waiting before they are dropped and
 # re-read from the log when it catches up: memory per socket stays bounded.
@@ -104,6 +108,12 @@ class Connection:
         self._highest_seen = max(self._highest_seen, self.last_delivered)
         self._pending = {s: e for s, e in self._pending.items() if s > self.last_delivered}
         self._wake.set()
+
+    def catch_up_to(self, last_seq: int) -> None:
+        """The log has events up to ``last_seq``: fetch any this socket has not had."""
+        if last_seq > self._highest_seen:
+            self._highest_seen = last_seq
+            self._wake.set()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -213,7 +223,7 @@ class Hub:
             self.bus.subscribe(EVENTS, self._on_event),
             self.bus.subscribe(CONTROL, self._on_control),
         ]
-        self._poller = asyncio.create_task(self._poll_while_bus_down(), name="hub-poller")
+        self._poller = asyncio.create_task(self._watch_log(), name="hub-poller")
 
     async def close(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -279,38 +289,72 @@ class Hub:
                     self._closing.add(task)
                     task.add_done_callback(self._closing.discard)
 
-    # -- fallback when the bus is down ----------------------------------------
+    # -- the log behind the bus ------------------------------------------------
 
-    async def _poll_while_bus_down(self) -> None:
-        was_down = False
+    async def _watch_log(self) -> None:
+        was_down, since_sweep = False, 0.0
         while True:
             await asyncio.sleep(self.poll_interval)
+            since_sweep += self.poll_interval
             # One more round after the bus recovers: an event published while
             # it resubscribed would otherwise wait for the next one to be noticed.
             down = not self.bus.healthy
             recovering, was_down = was_down and not down, down
-            if not (down or recovering) or not self._by_session:
+            if not self._by_session:
+                continue
+            if down or recovering:
+                await self._check_sessions()
+                await self._poll()
+            elif since_sweep >= SWEEP_EVERY:
+                since_sweep = 0.0
+                await self._check_sessions()
+                await self._sweep()
+
+    async def _check_sessions(self) -> None:
+        """Revocations and expiry, read from the store (the bus may not have said)."""
+        try:
+            for session_id in await invalid_sessions(self.store, list(self._by_session)):
+                self.close_session(session_id, "the session is no longer valid")
+        except Exception as exc:
+            log.warning("session check failed", error=type(exc).__name__)
+
+    async def _sweep(self) -> None:
+        """Wake the sockets whose session's log went further than they heard."""
+        try:
+            latest = await last_seqs(self.store, list(self._by_session))
+        except Exception as exc:
+            log.warning("event log sweep failed", error=type(exc).__name__)
+            return
+        for session_id, last_seq in latest.items():
+            for conn in tuple(self._by_session.get(session_id, ())):
+                if not conn.closed:
+                    conn.catch_up_to(last_seq)
+
+    async def _poll(self) -> None:
+        """With the bus down: read each session's new events from the log."""
+        for session_id, conns in tuple(self._by_session.items()):
+            live = [conn for conn in conns if not conn.closed]
+            if not live:
                 continue
             try:
-                # Revocations travel on the bus too: look them up instead.
-                for session_id in await invalid_sessions(self.store, list(self._by_session)):
-                    self.close_session(session_id, "the session is no longer valid")
-            except Exception as exc:
-                log.warning("session check failed", error=type(exc).__name__)
-            for session_id, conns in tuple(self._by_session.items()):
-                live = [conn for conn in conns if not conn.closed]
-                if not live:
-                    continue
-                try:
-                    events = await read_session(
-                        self.store, session_id, min(conn.last_delivered for conn in live), _PAGE
-                    )
-                except Exception as exc:  # the store is down too: try again next round
-                    log.warning("event log poll failed", error=type(exc).__name__)
-                    break
-                for event in events:
-                    for conn in live:
-                        conn.offer(event)
+                events = await read_session(self.store, session_id, min(conn.last_delivered for conn in live), _PAGE)
+            except Exception as exc:  # the store is down too: try again next round
+                log.warning("event log poll failed", error=type(exc).__name__)
+                return
+            for event in events:
+                for conn in live:
+                    conn.offer(event)
+
+
+async def last_seqs(store: Store, session_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    async with store.read() as conn:
+        for start in range(0, len(session_ids), _PAGE):  # bounded IN lists
+            query = sa.select(sessions.c.id, sessions.c.last_seq).where(
+                sessions.c.id.in_(session_ids[start : start + _PAGE])
+            )
+            found.update({row.id: row.last_seq for row in await conn.execute(query)})
+    return found
 
 
 async def invalid_sessions(store: Store, session_ids: list[str]) -> list[str]:
