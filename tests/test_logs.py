@@ -17,6 +17,7 @@ def test_secrets_are_redacted_in_structured_nested_and_plain_records(capsys) -> 
     logging.getLogger("plain").info("header %s", "Authorization: Bearer sekrit123")
     access = logging.getLogger("uvicorn.access")
     access.disabled = False  # another test in this worker may have run uvicorn's own dictConfig
+    access.setLevel(logging.NOTSET)
     access.info('127.0.0.1 - "GET /api/ws?session_token=qqq777 HTTP/1.1" 101')
     err = capsys.readouterr().err
     for secret in ("hunter2", "abc123", "zzz999", "sekrit123", "qqq777"):
