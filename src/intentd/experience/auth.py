@@ -8,7 +8,6 @@ is revoked, the answer is 401 ``token_reused``, and the event is audited.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 import uuid
@@ -31,6 +30,7 @@ from intentd.experience.identity import (
 )
 from intentd.experience.limits import limiter_for
 from intentd.experience.security import problem_responses
+from intentd.experience.sessions import hash_token
 from intentd.experience.users import (
     MAX_PASSWORD,
     User,
@@ -95,10 +95,6 @@ class Registered(BaseModel):
     role: str
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _invalid_credentials() -> Problem:
     return Problem(401, "invalid_credentials", "wrong email or password", headers={"WWW-Authenticate": "Bearer"})
 
@@ -123,7 +119,7 @@ async def _issue_pair(
         await conn.execute(
             refresh_tokens.insert().values(
                 id=str(uuid.uuid4()),
-                token_hash=_hash(refresh),
+                token_hash=hash_token(refresh),
                 family_id=family_id,
                 user_id=user.id,
                 created_at=now,
@@ -171,7 +167,7 @@ async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
     state = experience_state(request)
     store: Store = state.store
     now = time.time()
-    token_hash = _hash(body.refresh_token)
+    token_hash = hash_token(body.refresh_token)
     row = await _refresh_row(store, token_hash)
     if row is None:
         raise _bad_refresh()
@@ -252,7 +248,7 @@ async def logout(request: Request, principal: Caller, body: LogoutRequest | None
             family_id = (
                 await conn.execute(
                     sa.select(refresh_tokens.c.family_id).where(
-                        refresh_tokens.c.token_hash == _hash(body.refresh_token),
+                        refresh_tokens.c.token_hash == hash_token(body.refresh_token),
                         refresh_tokens.c.user_id == principal.user_id,
                     )
                 )
