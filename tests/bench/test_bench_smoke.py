@@ -84,3 +84,15 @@ def test_gateway_measures_nginx_against_direct() -> None:
     assert "added p50 ms" in result.rows[1] and "added p50 ms" in result.rows[3]
     assert result.checks == {"ping_failures": 0, "fanout_gaps": 0, "fanout_duplicates": 0,
                              "fanout_unfinished_sockets": 0}
+
+
+def test_startup_reports_the_first_start_and_restarts(tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    run = CliRunner().invoke(app, ["startup", "--restarts", "1", "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["scenario"] == "startup"
+    assert result["checks"]["starts"] == 2
+    assert [row["case"] for row in result["rows"]][0] == "first start (new data dir)"
+    assert all(row["ready s"] > 0 for row in result["rows"])
+    assert [t["name"] for t in result["targets"]] == ["ready in under 5 s (slowest start)"]

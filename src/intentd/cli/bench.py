@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from intentd.bench import fanout, gateway, intents, messages, sockets
+from intentd.bench import fanout, gateway, intents, messages, sockets, startup
 from intentd.bench.procs import BenchError, raise_fd_limit
 from intentd.bench.report import Result, print_result, write_json
 
@@ -109,6 +109,19 @@ def gateway_command(quick: Quick = False, json_file: JsonFile = None) -> None:
     _run([lambda: gateway.run(config)], json_file)
 
 
+@app.command("startup")
+def startup_command(
+    quick: Quick = False,
+    json_file: JsonFile = None,
+    restarts: Annotated[int | None, typer.Option(help="Restarts of the same data dir (default 5; quick 2).")] = None,
+) -> None:
+    """How soon `intentd up` is ready: first start and restarts (target: under 5 s)."""
+    config = startup.StartupConfig.quick() if quick else startup.StartupConfig()
+    if restarts is not None:
+        config = dataclasses.replace(config, restarts=restarts)
+    _run([lambda: startup.run(config)], json_file)
+
+
 @app.command("all")
 def all_command(
     quick: Quick = False,
@@ -125,4 +138,5 @@ def all_command(
         lambda: messages.run(messages.MessagesConfig.quick() if quick else messages.MessagesConfig()),
         lambda: intents.run(intents_config),
         lambda: gateway.run(gateway.GatewayConfig.quick() if quick else gateway.GatewayConfig()),
+        lambda: startup.run(startup.StartupConfig.quick() if quick else startup.StartupConfig()),
     ], json_file)
