@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from harness import UpServer
+from wsclient import Session  # the session as the wire tests see it
 
 from intentd.config import load_settings
 from intentd.experience.users import create_user
@@ -47,16 +48,6 @@ class Account:
 
 
 @dataclass
-class OwnedSession:
-    session_id: str
-    session_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.session_token}"}
-
-
-@dataclass
 class World:
     server: UpServer
     admin: Account
@@ -64,9 +55,9 @@ class World:
     peer: Account
     foreign_admin: Account
     foreign_user: Account
-    owner_session: OwnedSession
-    peer_session: OwnedSession
-    foreign_session: OwnedSession
+    owner_session: Session
+    peer_session: Session
+    foreign_session: Session
     owner_execution: str
 
     @property
@@ -115,14 +106,14 @@ def create_in_store(data_dir: Path, email: str, tenant_id: str, role: str) -> Ac
     return account
 
 
-def open_session(url: str, account: Account) -> OwnedSession:
+def open_session(url: str, account: Account) -> Session:
     response = httpx.post(f"{url}/api/sessions", headers=account.headers, json={"metadata": {"who": account.email}})
     assert response.status_code == 201, response.text
     body = response.json()
-    return OwnedSession(body["session_id"], body["session_token"])
+    return Session(body["session_id"], body["session_token"])
 
 
-def submit(url: str, session: OwnedSession, intent: str = "text.stats", params: dict[str, Any] | None = None) -> str:
+def submit(url: str, session: Session, intent: str = "text.stats", params: dict[str, Any] | None = None) -> str:
     response = httpx.post(
         f"{url}/api/intent/submit", headers=session.headers,
         json={"intent": intent, "params": params if params is not None else {"text": "alpha beta alpha"}},
@@ -131,7 +122,7 @@ def submit(url: str, session: OwnedSession, intent: str = "text.stats", params: 
     return response.json()["execution_id"]
 
 
-def wait_finished(url: str, session: OwnedSession, execution_id: str, timeout: float = 20.0) -> dict[str, Any]:
+def wait_finished(url: str, session: Session, execution_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         execution = httpx.get(f"{url}/api/intent/executions/{execution_id}", headers=session.headers).json()
