@@ -52,7 +52,7 @@ class Settings(BaseModel):
     event_retention: int = 7 * 24 * 3600
 
     runtime_concurrency: int = 64
-    queue_poll_interval: float = 0.02
+    queue_poll_interval: float = 0.1
     executor_id: str | None = None
     application_version: str = "intentd-1"
     heartbeat_interval: float = 2.0

@@ -2,7 +2,7 @@
 
 The composition root: it builds the runtime app and the experience app
 (which reaches the runtime through its HTTP API, over an in-process ASGI
-transport), shares one store and one in-process bus between them, and
+transport, and submits executions with a direct call), shares one store and one in-process bus between them, and
 dispatches every request to the plane that owns its path according to the
 route contract, the same data the gateway's proxy configs are rendered from.
 """
@@ -10,6 +10,7 @@ route contract, the same data the gateway's proxy configs are rendered from.
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import structlog
@@ -19,8 +20,11 @@ from starlette.types import Receive, Scope, Send
 from intentd.bus import Bus, create_bus
 from intentd.config import Settings
 from intentd.experience.app import announce, create_experience_app, drain, public_url
+from intentd.experience.runtime_client import RuntimeClient
 from intentd.gateway.contract import resolve
+from intentd.runtime import api as runtime_api
 from intentd.runtime.app import create_runtime_app
+from intentd.runtime.engine import CreateRequest
 from intentd.store import Store
 from intentd.store.migrate import prepare_schema
 
@@ -37,10 +41,13 @@ class EmbeddedApp:
         self.runtime: FastAPI = create_runtime_app(settings, store=self.store, bus=self.bus)
         self.experience: FastAPI = create_experience_app(
             settings,
-            runtime_transport=httpx.ASGITransport(app=self.runtime),
+            runtime=RuntimeClient(settings, httpx.ASGITransport(app=self.runtime), local_create=self._create),
             store=self.store,
             bus=self.bus,
         )
+
+    async def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await runtime_api.create(self.runtime.state.runtime.engine, CreateRequest(**body))
 
     def plane_for(self, path: str) -> FastAPI:
         route = resolve(path)

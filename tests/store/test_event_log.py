@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import sqlalchemy as sa
@@ -68,4 +69,65 @@ async def test_a_diverged_replay_never_loses_the_outcome(tmp_path) -> None:
     assert [e["type"] for e in await read_execution(store, "e1")] == ["agent.delta", "execution.failed"]
     async with store.read() as conn:
         assert (await conn.execute(sa.select(executions.c.status))).scalar_one() == "failed"
+    await store.close()
+
+
+async def _add_session(store: Store, session_id: str) -> None:
+    now = time.time()
+    async with store.tx() as conn:
+        await conn.execute(sa.insert(sessions).values(
+            id=session_id, tenant_id="t", token_hash=session_id, metadata={}, context={}, created_at=now,
+            expires_at=now + 60))
+
+
+async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_changes(tmp_path) -> None:
+    store = await make_store(tmp_path)
+    await _add_session(store, "s2")
+    statements: list[str] = []
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2].split()[0]))
+    log = EventLog(store, MemoryBus())
+    await log.start()
+    try:
+        # Queued before the writer runs: one batch of 40 events over 2 sessions and 1 execution.
+        appends = [
+            log.append(NewEvent("execution.progress", {"i": i}, "s1", "e1", n=i,
+                                execution_update={"progress": i / 20, "progress_message": f"step {i}"}))
+            if i % 2 == 0 else log.append(NewEvent("custom", {"i": i}, "s2"))
+            for i in range(40)
+        ]
+        recorded = await asyncio.gather(*appends)
+    finally:
+        await log.close()
+    assert [e["seq"] for e in recorded if e["session_id"] == "s1"] == list(range(1, 21))
+    assert [e["seq"] for e in recorded if e["session_id"] == "s2"] == list(range(1, 21))
+    assert [e["data"]["i"] for e in await read_session(store, "s2")] == list(range(1, 40, 2))
+    async with store.read() as conn:
+        row = (await conn.execute(sa.select(executions.c.progress, executions.c.progress_message))).one()
+        last = {r.id: r.last_seq for r in await conn.execute(sa.select(sessions.c.id, sessions.c.last_seq))}
+    assert (row.progress, row.progress_message) == (38 / 20, "step 38"), "the batch's last change wins"
+    assert last == {"s1": 20, "s2": 20}
+    writes = [s for s in statements if s in ("INSERT", "UPDATE")]
+    # One seq reservation per session, one INSERT for the events, one UPDATE for the execution.
+    assert writes.count("UPDATE") == 3 and writes.count("INSERT") == 1, statements
+    await store.close()
+
+
+async def test_a_replay_inside_a_batch_keeps_the_new_events_and_a_gapless_seq(tmp_path) -> None:
+    store = await make_store(tmp_path)
+    log = EventLog(store, MemoryBus())
+    await log.start()
+    try:
+        await log.append(NewEvent("execution.progress", {"i": 0}, "s1", "e1", n=0))
+        batch = await asyncio.gather(
+            log.append(NewEvent("custom", {"i": "a"}, "s1")),
+            log.append(NewEvent("execution.progress", {"i": 0}, "s1", "e1", n=0)),  # replayed
+            log.append(NewEvent("execution.progress", {"i": 1}, "s1", "e1", n=1)),
+        )
+    finally:
+        await log.close()
+    assert batch[1] is None
+    assert [e["seq"] for e in batch if e is not None] == [2, 3]
+    assert [(e["seq"], e["type"]) for e in await read_session(store, "s1")] == [
+        (1, "execution.progress"), (2, "custom"), (3, "execution.progress")]
     await store.close()

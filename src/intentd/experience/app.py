@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
 
 from intentd.asgi import PlaneHeaderMiddleware
 from intentd.bus import Bus
@@ -23,6 +23,7 @@ from intentd.config import ConfigError, Settings
 from intentd.console import mount_console
 from intentd.experience import admin, auth, intents, sessions, socket
 from intentd.experience.hub import CLOSE_GOING_AWAY
+from intentd.experience.runtime_client import RuntimeClient
 from intentd.experience.security import document_problems, install_security
 from intentd.experience.state import ExperienceState
 from intentd.problems import Problem, install_problem_handlers
@@ -31,20 +32,39 @@ from intentd.store import Store
 PLANE = "experience"
 
 
+class ExperienceApp(FastAPI):
+    """FastAPI, except that the sockets go straight to their endpoints.
+
+    Every middleware passes WebSocket scopes through unchanged, but a socket's
+    coroutine would live inside all of their frames for hours: memory per
+    socket, and every frame resumed each time it wakes. The socket handler
+    checks the Origin and names the plane itself (``Socket.serve``).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            endpoint = socket.ENDPOINTS.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(WebSocket(scope, receive, send))
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_experience_app(
     settings: Settings,
     *,
-    runtime_transport: httpx.AsyncBaseTransport | None = None,
+    runtime: RuntimeClient | None = None,
     store: Store | None = None,
     bus: Bus | None = None,
 ) -> FastAPI:
     """The Experience plane.
 
-    ``runtime_transport`` reaches the runtime plane in-process (embedded mode);
-    without it, ``settings.runtime_url``. ``store``/``bus`` are passed in when
+    ``runtime`` reaches the runtime plane in-process (embedded mode);
+    without it, a client of ``settings.runtime_url``. ``store``/``bus`` are passed in when
     the embedded root shares them with the runtime plane.
     """
-    state = ExperienceState.build(settings, runtime_transport=runtime_transport, store=store, bus=bus)
+    state = ExperienceState.build(settings, runtime=runtime, store=store, bus=bus)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +74,7 @@ def create_experience_app(
         finally:
             await state.close()
 
-    app = FastAPI(title="intentd", version="1", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+    app = ExperienceApp(title="intentd", version="1", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.experience = state
     install_problem_handlers(app)

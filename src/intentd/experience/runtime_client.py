@@ -2,11 +2,14 @@
 
 One ``httpx.AsyncClient`` per process, authenticated with the service token.
 In embedded mode the transport is the runtime app itself (``ASGITransport``),
-so the two planes still meet only through the API.
+so the two planes still meet only through the API, except for the hot path:
+a submission calls the runtime's create function in-process (``local_create``),
+because the ASGI round trip was a fifth of the CPU of a no-op intent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -21,9 +24,18 @@ from intentd.problems import Problem
 _IN_PROCESS_BASE_URL = "http://runtime.internal"
 _TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 
+# Takes the JSON body of POST /api/runtime/executions, returns its answer.
+LocalCreate = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
 
 class RuntimeClient:
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        local_create: LocalCreate | None = None,
+    ) -> None:
+        self._local_create = local_create
         if transport is None and not settings.runtime_url:
             raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
         base_url = _IN_PROCESS_BASE_URL if transport is not None else settings.runtime_url.rstrip("/")
@@ -60,6 +72,8 @@ class RuntimeClient:
         }
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
+        if self._local_create is not None:
+            return await self._local_create(body)
         return await self.call("POST", "/api/runtime/executions", json=body)
 
     async def get_execution(self, execution_id: str, tenant_id: str) -> dict[str, Any]:

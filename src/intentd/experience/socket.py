@@ -92,6 +92,10 @@ async def stream_socket(websocket: WebSocket) -> None:
     await Socket(websocket, read_only=True).serve()
 
 
+# What the experience app calls for a WebSocket on these paths, around its HTTP middleware.
+ENDPOINTS = {AGENT_PATH: agent_socket, STREAM_PATH: stream_socket}
+
+
 # -- client messages -----------------------------------------------------------
 
 MessageId = Annotated[StrictStr, Field(min_length=1, max_length=200)] | StrictInt

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import httpx
 import structlog
 
 from intentd.bus import Bus, create_bus
@@ -52,7 +51,7 @@ class ExperienceState:
         cls,
         settings: Settings,
         *,
-        runtime_transport: httpx.AsyncBaseTransport | None = None,
+        runtime: RuntimeClient | None = None,
         store: Store | None = None,
         bus: Bus | None = None,
     ) -> ExperienceState:
@@ -62,7 +61,7 @@ class ExperienceState:
             settings=settings,
             store=the_store,
             bus=the_bus,
-            runtime=RuntimeClient(settings, runtime_transport),
+            runtime=runtime if runtime is not None else RuntimeClient(settings),
             hub=Hub(the_store, the_bus),
             limiter=Limiter(settings),
             owns_store=store is None,

@@ -88,13 +88,19 @@ class CreateBody(BaseModel):
 @router.post("/executions", status_code=202)
 async def create_execution(body: CreateBody, who: CallerDep, engine: EngineDep) -> dict[str, Any]:
     tenant = who.tenant_id or body.tenant_id
-    row, duplicate = await engine.create(
+    return await create(
+        engine,
         CreateRequest(intent=body.intent, params=body.params, tenant_id=tenant, user_id=body.user_id,
                       session_id=body.session_id, idempotency_key=body.idempotency_key,
-                      parent_id=body.parent_id, retry_of=body.retry_of)
+                      parent_id=body.parent_id, retry_of=body.retry_of),
     )
+
+
+async def create(engine: Engine, request: CreateRequest) -> dict[str, Any]:
+    """What POST /executions answers; the embedded experience plane calls it in-process."""
+    row, duplicate = await engine.create(request)
     if not duplicate:
-        EXECUTIONS_CREATED.labels(body.intent).inc()
+        EXECUTIONS_CREATED.labels(request.intent).inc()
     return {"execution_id": row["execution_id"], "status": row["status"], "duplicate": duplicate, "execution": row}
 
 

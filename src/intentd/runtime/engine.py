@@ -43,7 +43,7 @@ from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
 from intentd.store.db import retry_transient
-from intentd.store.events import OUTCOMES, EventLog, NewEvent, append_in
+from intentd.store.events import OUTCOMES, EventLog, NewEvent, insert_first
 from intentd.store.schema import executions, runtime_replicas, sessions
 
 log = structlog.get_logger("intentd.runtime")
@@ -51,6 +51,17 @@ log = structlog.get_logger("intentd.runtime")
 QUEUE_NAME = "intentd-executions"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6f1d7e-93b2-4b9f-8f43-6f0b7d1f2a55")
+
+# The session's next seq, if the session belongs to the tenant.
+_NEXT_SEQ_OF_OWN_SESSION = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("sid"), sessions.c.tenant_id == sa.bindparam("tid"))
+    .values(last_seq=sessions.c.last_seq + 1)
+    .returning(sessions.c.last_seq)
+)
+
+_EXECUTION = sa.select(executions).where(executions.c.id == sa.bindparam("eid"))
+_EXECUTION_OF_TENANT = _EXECUTION.where(executions.c.tenant_id == sa.bindparam("tid"))
 
 _engine: Engine | None = None  # DBOS workflows are module-level; they find the engine here
 
@@ -106,6 +117,10 @@ class Engine:
         # DBOS.launch() starts replaying recovered workflows at once; one that
         # starts a child must wait until our queue is registered.
         self._queue_ready = asyncio.Event()
+        # At most this many handlers run here at once, started directly or from the queue.
+        self._slots = asyncio.Semaphore(settings.runtime_concurrency)
+        # Built once: a statement object reused keeps its compiled form cached.
+        self._insert_execution = store.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -191,46 +206,59 @@ class Engine:
                 else str(uuid.uuid4())
             )
         digest = params_hash(request.intent, request.params)
-        now = time.time()
+        values = {
+            "id": execution_id, "tenant_id": request.tenant_id, "user_id": request.user_id,
+            "session_id": request.session_id, "parent_id": request.parent_id, "retry_of": request.retry_of,
+            "intent": request.intent, "params": request.params, "params_hash": digest,
+            "idempotency_key": request.idempotency_key, "status": "accepted", "created_at": time.time(),
+        }
+        try:
+            recorded = await self._accept(values)
+        except _Duplicate:
+            row = await self._row(execution_id)
+            assert row is not None
+            if row["params_hash"] != digest or row["tenant_id"] != request.tenant_id:
+                raise Problem(409, "idempotency_conflict",
+                              "this idempotency key was used with a different intent or params") from None
+            if enqueue and row["status"] == "accepted":  # accepted, then a crash before it started
+                await self.enqueue(execution_id)
+            return public_execution(row), True
+        await self.events.publish([recorded])
+        if enqueue:
+            await self.start_or_enqueue(execution_id)
+        return public_execution(_new_row(values)), False
+
+    async def _accept(self, values: dict[str, Any]) -> dict[str, Any]:
+        """One transaction: the session's next seq, the execution row, its ``execution.accepted`` event."""
         async with self.store.tx() as conn:
-            if request.session_id is not None:
-                owner = (
-                    await conn.execute(sa.select(sessions.c.tenant_id).where(sessions.c.id == request.session_id))
+            seq = None
+            if values["session_id"] is not None:
+                seq = (
+                    await conn.execute(_NEXT_SEQ_OF_OWN_SESSION, {"sid": values["session_id"], "tid": values["tenant_id"]})
                 ).scalar_one_or_none()
-                if owner != request.tenant_id:
+                if seq is None:
                     raise Problem(404, "not_found", "no such session")
-            inserted = (
-                await conn.execute(
-                    self.store.insert(executions)
-                    .values(
-                        id=execution_id, tenant_id=request.tenant_id, user_id=request.user_id,
-                        session_id=request.session_id, parent_id=request.parent_id, retry_of=request.retry_of,
-                        intent=request.intent, params=request.params, params_hash=digest,
-                        idempotency_key=request.idempotency_key, status="accepted", created_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(executions.c.id)
-                )
-            ).scalar_one_or_none()
-            if inserted is None:
-                existing = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
-                if existing.params_hash != digest or existing.tenant_id != request.tenant_id:
-                    raise Problem(409, "idempotency_conflict",
-                                  "this idempotency key was used with a different intent or params")
-                recorded = None
-            else:
-                recorded = await append_in(
-                    self.store, conn,
-                    NewEvent("execution.accepted", {"intent": request.intent, "params": request.params},
-                             session_id=request.session_id, execution_id=execution_id, n=0, created_at=now),
-                )
-        if recorded is not None:
-            await self.events.publish([recorded])
-        row = await self.get(execution_id)
-        assert row is not None
-        if enqueue and (recorded is not None or row["status"] == "accepted"):
+            if (await conn.execute(self._insert_execution, values)).scalar_one_or_none() is None:
+                raise _Duplicate  # rolls back the seq taken above
+            return await insert_first(
+                conn,
+                NewEvent("execution.accepted", {"intent": values["intent"], "params": values["params"]},
+                         session_id=values["session_id"], execution_id=values["id"], n=0,
+                         created_at=values["created_at"]),
+                seq,
+            )
+
+    async def start_or_enqueue(self, execution_id: str) -> None:
+        """Start at once when this process has a free slot; else queue it for the first replica with one.
+
+        A direct start skips the queue's polling delay and its claim
+        transaction; the slots in ``run`` bound what runs here either way.
+        """
+        if self._slots.locked():
             await self.enqueue(execution_id)
-        return row, inserted is None
+            return
+        with SetWorkflowID(execution_id):
+            await DBOS.start_workflow_async(_execute, execution_id)
 
     async def enqueue(self, execution_id: str) -> None:
         await self._queue_ready.wait()
@@ -277,12 +305,15 @@ class Engine:
     # -- queries ------------------------------------------------------------
 
     async def get(self, execution_id: str, tenant_id: str | None = None) -> dict[str, Any] | None:
-        query = sa.select(executions).where(executions.c.id == execution_id)
-        if tenant_id is not None:
-            query = query.where(executions.c.tenant_id == tenant_id)
+        row = await self._row(execution_id, tenant_id)
+        return public_execution(row) if row is not None else None
+
+    async def _row(self, execution_id: str, tenant_id: str | None = None) -> Any:
+        query, params = (_EXECUTION, {"eid": execution_id}) if tenant_id is None else (
+            _EXECUTION_OF_TENANT, {"eid": execution_id, "tid": tenant_id})
         async with self.store.read() as conn:
-            row = (await conn.execute(query)).one_or_none()
-        return public_execution(row._mapping) if row is not None else None
+            row = (await conn.execute(query, params)).one_or_none()
+        return row._mapping if row is not None else None
 
     async def cancel_requested(self, execution_id: str) -> bool:
         if self.is_cancel_requested_locally(execution_id):
@@ -349,24 +380,28 @@ class Engine:
         )
 
     async def run(self, execution_id: str) -> dict[str, Any]:
-        async def load() -> Any:
-            async with self.store.read() as conn:
-                return (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).one()
+        async with self._slots:
+            return await self._run(execution_id)
 
-        found = await retry_transient(load, what="load execution")
-        row = ExecutionRow(found.id, found.tenant_id, found.user_id, found.session_id, found.parent_id,
-                           found.intent, found.params, found.status)
+    async def _run(self, execution_id: str) -> dict[str, Any]:
+        found = await retry_transient(lambda: self._row(execution_id), what="load execution")
+        row = ExecutionRow(found["id"], found["tenant_id"], found["user_id"], found["session_id"],
+                           found["parent_id"], found["intent"], found["params"], found["status"])
         spec = self.registry.get(row.intent)
         if spec is None:  # the module that declared it is no longer loaded
             ctx = IntentContext(self, row, RetryPolicy(), next_n=1)
             return await self._finish(ctx, "failed", {"code": "unknown_intent", "message": f"intent {row.intent!r} is not registered"})
-        ctx = IntentContext(self, row, spec.retry, next_n=1)
+        # The first run records when it started (event n=1); a replay finds that
+        # in the row, so the timeout counts from the first start.
+        started_at = found["started_at"]
+        ctx = IntentContext(self, row, spec.retry, next_n=1 if started_at is None else 2)
         self._cancel_events.setdefault(execution_id, asyncio.Event())  # so a bus cancel reaches us
-        begin = await ctx.step("begin", self._begin, execution_id, retries=3)
-        if begin["cancel_requested"]:
-            return await self._finish(ctx, "cancelled", {})
-        await ctx._record("execution.started", {}, {"status": "running", "started_at": begin["at"]})
-        deadline = None if spec.timeout is None else begin["at"] + spec.timeout - time.time()
+        if started_at is None:
+            if found["cancel_requested"]:
+                return await self._finish(ctx, "cancelled", {})
+            started_at = time.time()
+            await ctx._record("execution.started", {}, {"status": "running", "started_at": started_at})
+        deadline = None if spec.timeout is None else started_at + spec.timeout - time.time()
         budget = asyncio.timeout(None if deadline is None else max(deadline, 0.0))
         try:
             params = spec.params_model.model_validate(row.params)
@@ -409,9 +444,6 @@ class Engine:
                 ctx, "failed", {"code": "compensation_failed", "message": f"{type(exc).__name__}: {exc}"}
             )
         return await self._finish(ctx, status, data)
-
-    async def _begin(self, execution_id: str) -> dict[str, Any]:
-        return {"cancel_requested": await self.cancel_requested(execution_id), "at": time.time()}
 
     async def _finish(self, ctx: IntentContext, status: str, data: dict[str, Any]) -> dict[str, Any]:
         update: dict[str, Any] = {"status": status, "finished_at": time.time()}
@@ -496,6 +528,17 @@ class Engine:
             except Exception as exc:
                 log.warning("replica heartbeat failed", error=str(exc))
             await asyncio.sleep(self.settings.heartbeat_interval)
+
+
+class _Duplicate(Exception):
+    """The execution id exists already: an idempotent resubmission."""
+
+
+def _new_row(values: dict[str, Any]) -> dict[str, Any]:
+    """The row ``values`` inserted, with the columns it left to their defaults."""
+    defaults = dict.fromkeys(("result", "error_code", "error_message", "progress", "progress_message",
+                              "started_at", "finished_at"))
+    return {**defaults, "cancel_requested": False, **values}
 
 
 def public_execution(row: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def _json_dumps(value: Any) -> str:
 
 
 class Store:
-    """Owns the engine; hands out transactions (``tx``) and read connections (``read``)."""
+    """Owns the engines; hands out transactions (``tx``) and read connections (``read``)."""
 
     def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
         self.url = url
@@ -37,20 +37,30 @@ class Store:
             path = url.split(":///", 1)[1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # One connection: SQLite has a single writer anyway, and queueing
-            # in the pool beats "database is locked" retries.
+            options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "echo": echo}
+            # One writing connection: SQLite has a single writer anyway, and
+            # queueing in the pool beats "database is locked" retries.
             self.engine: AsyncEngine = create_async_engine(
-                url, pool_size=1, max_overflow=0, pool_timeout=60,
-                json_serializer=_json_dumps, json_deserializer=orjson.loads, echo=echo,
+                url, pool_size=1, max_overflow=0, pool_timeout=60, **options
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+            # Readers on their own connections: in WAL mode they run beside the
+            # writer instead of queueing behind it. Without a BEGIN, each
+            # statement reads the latest committed state.
+            self.reader: AsyncEngine = self.engine
+            if path and path != ":memory:":
+                self.reader = create_async_engine(
+                    url, pool_size=pool_size, max_overflow=0, pool_timeout=60, **options
+                )
+                event.listen(self.reader.sync_engine, "connect", _sqlite_on_connect)
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
                 pool_timeout=30, json_serializer=_json_dumps, json_deserializer=orjson.loads,
                 echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
             )
+            self.reader = self.engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -64,7 +74,7 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             yield conn
 
     def insert(self, table: sa.Table) -> Any:
@@ -72,17 +82,19 @@ class Store:
         return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"):
+    for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

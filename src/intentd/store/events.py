@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,14 @@ from intentd.store.schema import events, executions, sessions
 log = structlog.get_logger("intentd.events")
 
 _BATCH_MAX = 256
+# Statements built once are compiled once.
+_INSERT = sa.insert(events)
+_RESERVE_SEQS = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("sid"))
+    .values(last_seq=sessions.c.last_seq + sa.bindparam("k"))
+    .returning(sessions.c.last_seq)
+)
 
 
 @dataclass(slots=True)
@@ -52,6 +61,25 @@ def wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _row(event: NewEvent, seq: int | None) -> dict[str, Any]:
+    return {
+        "execution_id": event.execution_id,
+        "n": event.n,
+        "session_id": event.session_id if seq is not None else None,
+        "seq": seq,
+        "type": event.type,
+        "data": event.data,
+        "created_at": event.created_at,
+    }
+
+
+async def insert_first(conn: AsyncConnection, event: NewEvent, seq: int | None) -> dict[str, Any]:
+    """The first event of a new execution, with the seq the caller reserved in its transaction."""
+    row = _row(event, seq)
+    await conn.execute(_INSERT, row)
+    return wire(row)
+
+
 async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dict[str, Any] | None:
     """Append inside the caller's transaction. None when (execution_id, n) exists already."""
     seq = None
@@ -64,15 +92,7 @@ async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
                 .returning(sessions.c.last_seq)
             )
         ).scalar_one_or_none()
-    row = {
-        "execution_id": event.execution_id,
-        "n": event.n,
-        "session_id": event.session_id if seq is not None else None,
-        "seq": seq,
-        "type": event.type,
-        "data": event.data,
-        "created_at": event.created_at,
-    }
+    row = _row(event, seq)
     inserted = (
         await conn.execute(
             store.insert(events)
@@ -182,24 +202,14 @@ class EventLog:
                     future.set_result(result)
             await self.publish(recorded)
 
-    async def _lock_sessions(self, conn: AsyncConnection, batch: list[tuple[NewEvent, Any]]) -> None:
-        """Take the batch's session rows in one order, so that two replicas
-        writing batches that share sessions wait for each other instead of
-        deadlocking. (SQLite has one writer: nothing to order.)"""
-        ids = sorted({event.session_id for event, _ in batch if event.session_id is not None})
-        if self.store.dialect == "postgresql" and len(ids) > 1:
-            await conn.execute(
-                sa.select(sessions.c.id).where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update()
-            )
-
     async def _write(self, batch: list[tuple[NewEvent, Any]]) -> list[dict[str, Any] | None]:
         try:
             async with self.store.tx() as conn:
-                await self._lock_sessions(conn, batch)
-                return [await append_in(self.store, conn, event) for event, _ in batch]
-        except IntegrityError:
-            # Two replicas replaying the same execution raced; retry one by one
-            # so that only the losing appends come back as duplicates.
+                return await append_batch(self.store, conn, [event for event, _ in batch])
+        except (_Recorded, IntegrityError):
+            # A replay re-appended an event (or two replicas replaying the same
+            # execution raced): one by one, so that only those come back as
+            # duplicates and the rest keep their order.
             results: list[dict[str, Any] | None] = []
             for event, _ in batch:
                 try:
@@ -208,6 +218,47 @@ class EventLog:
                 except IntegrityError:
                     results.append(None)
             return results
+
+
+class _Recorded(Exception):
+    """Part of a batch was recorded before: roll the batch back and go one by one."""
+
+
+async def append_batch(store: Store, conn: AsyncConnection, batch: list[NewEvent]) -> list[dict[str, Any]]:
+    """Append ``batch`` in order inside the caller's transaction, in a few statements.
+
+    One UPDATE per session reserves its seqs, one multi-row INSERT writes the
+    events, one UPDATE per execution applies their merged changes. Sessions
+    are updated in id order, so two replicas writing batches that share
+    sessions take the row locks in one order and never deadlock. Raises
+    ``_Recorded`` when an event was recorded already (a replay after recovery).
+    """
+    counts = Counter(event.session_id for event in batch if event.session_id is not None)
+    next_seq: dict[str, int] = {}
+    for session_id in sorted(counts):
+        last = (await conn.execute(_RESERVE_SEQS, {"sid": session_id, "k": counts[session_id]})).scalar_one_or_none()
+        if last is not None:  # a session deleted meanwhile keeps none of these events
+            next_seq[session_id] = last - counts[session_id] + 1
+    rows: list[dict[str, Any]] = []
+    changes: dict[str, dict[str, Any]] = {}
+    for event in batch:
+        seq = next_seq.get(event.session_id) if event.session_id is not None else None
+        if seq is not None:
+            next_seq[event.session_id] = seq + 1  # type: ignore[index]
+        rows.append(_row(event, seq))
+        if event.execution_id is not None and event.execution_update:
+            changes.setdefault(event.execution_id, {}).update(event.execution_update)
+    inserted = (
+        await conn.execute(
+            store.insert(events).on_conflict_do_nothing(index_elements=["execution_id", "n"]).returning(events.c.id),
+            rows,
+        )
+    ).all()
+    if len(inserted) != len(rows):
+        raise _Recorded
+    for execution_id in sorted(changes):
+        await conn.execute(sa.update(executions).where(executions.c.id == execution_id).values(**changes[execution_id]))
+    return [wire(row) for row in rows]
 
 
 async def read_session(
