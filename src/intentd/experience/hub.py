@@ -347,14 +347,16 @@ class Hub:
 
 
 async def last_seqs(store: Store, session_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    async with store.read() as conn:
+    def read(conn: sa.Connection) -> dict[str, int]:
+        found: dict[str, int] = {}
         for start in range(0, len(session_ids), _PAGE):  # bounded IN lists
             query = sa.select(sessions.c.id, sessions.c.last_seq).where(
                 sessions.c.id.in_(session_ids[start : start + _PAGE])
             )
-            found.update({row.id: row.last_seq for row in await conn.execute(query)})
-    return found
+            found.update({row.id: row.last_seq for row in conn.execute(query)})
+        return found
+
+    return await store.run_read(read)
 
 
 async def invalid_sessions(store: Store, session_ids: list[str]) -> list[str]:
@@ -365,13 +367,16 @@ async def invalid_sessions(store: Store, session_ids: list[str]) -> list[str]:
         sessions.c.expires_at <= now,
         sa.and_(sessions.c.user_id.is_not(None), sa.or_(users.c.id.is_(None), users.c.disabled.is_(True))),
     )
-    found: list[str] = []
-    async with store.read() as conn:
+
+    def read(conn: sa.Connection) -> list[str]:
+        found: list[str] = []
         for start in range(0, len(session_ids), _PAGE):  # bounded IN lists
             query = (
                 sa.select(sessions.c.id)
                 .select_from(sessions.outerjoin(users, users.c.id == sessions.c.user_id))
                 .where(sessions.c.id.in_(session_ids[start : start + _PAGE]), invalid)
             )
-            found.extend(row.id for row in await conn.execute(query))
-    return found
+            found.extend(row.id for row in conn.execute(query))
+        return found
+
+    return await store.run_read(read)

