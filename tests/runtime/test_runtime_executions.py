@@ -304,3 +304,34 @@ def test_concurrency_limit_queues_work_and_a_queued_execution_can_be_cancelled(t
             assert types_of(events_of(client, dropped)) == ["execution.accepted", "execution.cancelled"]
     finally:
         process.stop()
+
+
+def test_an_execution_starts_at_once_when_a_slot_is_free_without_waiting_for_a_queue_poll(tmp_path: Path) -> None:
+    process = start_runtime(tmp_path, runtime_env(INTENTD_QUEUE_POLL_INTERVAL="30"))
+    try:
+        with Runtime(process).client() as client:
+            t = tenant()
+            made = [create(client, "echo", {"message": str(i)}, t)["execution_id"] for i in range(3)]
+            # A queued execution would wait for the next poll, 30 s away.
+            done = [wait_for(client, execution_id, timeout=10) for execution_id in made]
+            assert [e["status"] for e in done] == ["completed"] * 3
+    finally:
+        process.stop()
+
+
+def test_started_directly_or_from_the_queue_no_more_than_the_limit_run_at_once(tmp_path: Path) -> None:
+    process = start_runtime(tmp_path, runtime_env(INTENTD_RUNTIME_CONCURRENCY="2", INTENTD_QUEUE_POLL_INTERVAL="0.05"))
+    try:
+        with Runtime(process).client() as client:
+            t = tenant()
+            made = [create(client, "wait", {"seconds": 0.5}, t)["execution_id"] for _ in range(6)]
+            done = [wait_for(client, execution_id, timeout=30) for execution_id in made]
+            assert [e["status"] for e in done] == ["completed"] * 6
+            edges = sorted([(e["started_at"], 1) for e in done] + [(e["finished_at"], -1) for e in done])
+            running = peak = 0
+            for _, step in edges:
+                running += step
+                peak = max(peak, running)
+            assert peak <= 2, f"{peak} ran at once"
+    finally:
+        process.stop()
