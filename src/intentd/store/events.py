@@ -28,12 +28,6 @@ log = structlog.get_logger("intentd.events")
 _BATCH_MAX = 256
 # Statements built once are compiled once.
 _INSERT = sa.insert(events)
-_RESERVE_SEQS = (
-    sa.update(sessions)
-    .where(sessions.c.id == sa.bindparam("sid"))
-    .values(last_seq=sessions.c.last_seq + sa.bindparam("k"))
-    .returning(sessions.c.last_seq)
-)
 
 
 @dataclass(slots=True)
@@ -227,18 +221,28 @@ class _Recorded(Exception):
 async def append_batch(store: Store, conn: AsyncConnection, batch: list[NewEvent]) -> list[dict[str, Any]]:
     """Append ``batch`` in order inside the caller's transaction, in a few statements.
 
-    One UPDATE per session reserves its seqs, one multi-row INSERT writes the
-    events, one UPDATE per execution applies their merged changes. Sessions
-    are updated in id order, so two replicas writing batches that share
-    sessions take the row locks in one order and never deadlock. Raises
-    ``_Recorded`` when an event was recorded already (a replay after recovery).
+    One UPDATE reserves the seqs of every session in the batch, one
+    multi-row INSERT writes the events, one UPDATE per execution applies
+    their merged changes: a few statements for a batch of hundreds, since
+    on SQLite each statement is several thread hops. Raises ``_Recorded``
+    when an event was recorded already (a replay after recovery).
     """
     counts = Counter(event.session_id for event in batch if event.session_id is not None)
     next_seq: dict[str, int] = {}
-    for session_id in sorted(counts):
-        last = (await conn.execute(_RESERVE_SEQS, {"sid": session_id, "k": counts[session_id]})).scalar_one_or_none()
-        if last is not None:  # a session deleted meanwhile keeps none of these events
-            next_seq[session_id] = last - counts[session_id] + 1
+    if counts:
+        ids = sorted(counts)
+        if store.dialect == "postgresql" and len(ids) > 1:
+            # Row locks in id order: two replicas whose batches share sessions
+            # wait for each other instead of deadlocking. (SQLite has one writer.)
+            await conn.execute(sa.select(sessions.c.id).where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update())
+        reserved = await conn.execute(
+            sa.update(sessions)
+            .where(sessions.c.id.in_(ids))
+            .values(last_seq=sessions.c.last_seq + sa.case(counts, value=sessions.c.id))
+            .returning(sessions.c.id, sessions.c.last_seq)
+        )
+        # A session deleted meanwhile keeps none of these events.
+        next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
     rows: list[dict[str, Any]] = []
     changes: dict[str, dict[str, Any]] = {}
     for event in batch:
