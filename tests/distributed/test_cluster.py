@@ -12,7 +12,7 @@ import time
 
 import httpx
 from cluster_support import executor_of
-from harness import IntentdProcess
+from harness import IntentdProcess, free_port
 from services import TempRedis
 from wsclient import Session, Sock, login, new_session, of_type, seqs
 
@@ -162,3 +162,26 @@ async def test_the_sdk_resumes_on_experience_b_when_experience_a_is_killed(clust
     assert numbers == list(range(1, len(numbers) + 1)), f"every seq exactly once, in order: {numbers}"
     progress = [e for e in received if e["type"] == "execution.progress"]
     assert len(progress) == 5
+
+
+async def test_an_experience_spreads_submissions_over_the_runtime_urls_and_skips_a_dead_one(cluster) -> None:
+    first, second = cluster.runtime("rt-a"), cluster.runtime("rt-b")
+    dead = f"http://127.0.0.1:{free_port()}"
+    experience = cluster.experience("exp", first, INTENTD_RUNTIME_URL=f"{dead},{first.url},{second.url}")
+    async with httpx.AsyncClient(base_url=experience.url, timeout=15) as http:
+        auth = await login(http, "admin@example.com", cluster.env["INTENTD_ADMIN_PASSWORD"])
+        session = await new_session(http, auth)
+        made = []
+        for i in range(6):
+            submitted = await http.post("/api/intent/submit", headers=session.headers,
+                                        json={"intent": "wait", "params": {"seconds": 3}})
+            assert submitted.status_code == 202, submitted.text
+            made.append(submitted.json()["execution_id"])
+        executors = {executor_of(cluster.env["INTENTD_DATABASE_URL"], execution_id) for execution_id in made}
+        assert None not in executors and len(executors) == 2, executors  # both replicas run some
+        deadline = time.monotonic() + 30
+        for execution_id in made:
+            while (execution := (await http.get(f"/api/intent/executions/{execution_id}",
+                                                 headers=session.headers)).json())["status"] != "completed":
+                assert time.monotonic() < deadline, execution
+                await asyncio.sleep(0.2)

@@ -106,7 +106,7 @@ def distributed(workdir: Path, database_url: str, redis_url: str, replicas: int,
             process.wait_http(f"http://{LOCALHOST}:{port}/ready")
         port = free_port()
         env = intentd_env(workdir / "experience-data", **common,
-                          runtime_url=f"http://{LOCALHOST}:{runtime_ports[0]}")
+                          runtime_url=",".join(f"http://{LOCALHOST}:{port}" for port in runtime_ports))
         experience = Process("experience", python_argv("-m", "intentd", "serve", "experience", "--host", LOCALHOST,
                                                        "--port", str(port)), env=env, log_dir=workdir)
         processes.append(experience)

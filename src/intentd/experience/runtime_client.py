@@ -1,6 +1,9 @@
 """The Experience plane's only way into the Runtime plane: its HTTP API.
 
 One ``httpx.AsyncClient`` per process, authenticated with the service token.
+``INTENTD_RUNTIME_URL`` may list several runtime replicas, comma-separated:
+requests go to them in turn (executions start on the replica that accepts
+them, so this spreads the work without a proxy between the planes).
 In embedded mode the transport is the runtime app itself (``ASGITransport``),
 so the two planes still meet only through the API, except for the hot path:
 a submission calls the runtime's create function in-process (``local_create``),
@@ -36,11 +39,14 @@ class RuntimeClient:
         local_create: LocalCreate | None = None,
     ) -> None:
         self._local_create = local_create
-        if transport is None and not settings.runtime_url:
-            raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
-        base_url = _IN_PROCESS_BASE_URL if transport is not None else settings.runtime_url.rstrip("/")
+        if transport is not None:
+            self._bases = [_IN_PROCESS_BASE_URL]
+        else:
+            self._bases = [url.strip().rstrip("/") for url in (settings.runtime_url or "").split(",") if url.strip()]
+            if not self._bases:
+                raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
+        self._turn = 0
         self._client = httpx.AsyncClient(
-            base_url=base_url,
             transport=transport,
             timeout=_TIMEOUT,
             headers={"Authorization": f"Bearer {settings.service_token}", "Accept": "application/json"},
@@ -90,20 +96,38 @@ class RuntimeClient:
         return (await self.call("GET", "/api/runtime/intents"))["items"]
 
     async def ready(self) -> bool:
-        try:
-            response = await self._client.get("/api/runtime/health", timeout=3.0)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        """Whether any runtime replica answers its health check."""
+        for base in self._bases:
+            try:
+                response = await self._client.get(base + "/api/runtime/health", timeout=3.0)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                return True
+        return False
 
     async def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = await self._client.request(method, path, **kwargs)
+            response = await self._request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise Problem(503, "unavailable", f"the runtime plane is unreachable ({type(exc).__name__})") from exc
         if response.status_code >= 400:
             raise _problem_from(response)
         return orjson.loads(response.content) if response.content else {}
+
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """To the runtime URLs in turn; one that refuses the connection is skipped (nothing was sent to it)."""
+        error: httpx.HTTPError | None = None
+        for _ in self._bases:
+            base = self._bases[self._turn % len(self._bases)]
+            self._turn += 1
+            try:
+                return await self._client.request(method, base + path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
 
 
 def _segment(value: str) -> str:
