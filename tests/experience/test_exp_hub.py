@@ -215,6 +215,24 @@ async def test_an_event_the_bus_dropped_is_delivered_by_the_sweep(world: World) 
     # Recorded, but never published: as if the bus lost it on a reconnect.
     async with world.store.tx() as tx:
         await append_in(world.store, tx, NewEvent("custom", {"i": "dropped"}, session_id=session_id))
-    await sink.wait_for_seq(4, timeout=SWEEP_EVERY + 5)
+    await sink.wait_for_seq(4, timeout=2 * SWEEP_EVERY + 5)  # found by the next sweep, acted on by the one after
     assert sink.seqs() == [1, 2, 3, 4]
     assert sink.events[-1]["data"] == {"i": "dropped"}
+
+
+async def test_a_sweep_does_not_send_sockets_to_the_log_for_an_event_still_on_its_way(world: World) -> None:
+    session_id = await world.new_session()
+    sinks = [Sink() for _ in range(5)]
+    for sink in sinks:
+        world.connect(session_id, sink).go_live(0)
+    await asyncio.sleep(SWEEP_EVERY / 2)  # the hub sweeps every SWEEP_EVERY from its start: half-way between two
+    async with world.store.tx() as tx:
+        recorded = await append_in(world.store, tx, NewEvent("custom", {"i": "slow"}, session_id=session_id))
+    # Committed, and the bus brings it after one sweep but before a second could
+    # act on it: the sweep in between must not send every socket to the log.
+    await asyncio.sleep(0.95 * SWEEP_EVERY)
+    assert [sink.events for sink in sinks] == [[]] * len(sinks), "read from the log before the bus brought it"
+    await world.log.publish([recorded])
+    for sink in sinks:
+        await sink.wait_for_seq(1)
+    assert all(sink.seqs() == [1] for sink in sinks)

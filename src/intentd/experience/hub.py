@@ -210,6 +210,7 @@ class Hub:
         self._unsubscribe: list[Unsubscribe] = []
         self._poller: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._swept: dict[str, int] = {}  # last_seq by session, as the last sweep read it
 
     @property
     def socket_count(self) -> int:
@@ -319,13 +320,20 @@ class Hub:
             log.warning("session check failed", error=type(exc).__name__)
 
     async def _sweep(self) -> None:
-        """Wake the sockets whose session's log went further than they heard."""
+        """Wake the sockets whose session's log went further than they heard.
+
+        Each sweep acts on what the previous one read: an event committed a
+        moment ago is usually still on its way through the bus, and waking
+        every socket of a busy session to read it from the log would cost a
+        read per socket for nothing. What the bus lost is a sweep late.
+        """
         try:
             latest = await last_seqs(self.store, list(self._by_session))
         except Exception as exc:
             log.warning("event log sweep failed", error=type(exc).__name__)
             return
-        for session_id, last_seq in latest.items():
+        previous, self._swept = self._swept, latest
+        for session_id, last_seq in previous.items():
             for conn in tuple(self._by_session.get(session_id, ())):
                 if not conn.closed:
                     conn.catch_up_to(last_seq)
