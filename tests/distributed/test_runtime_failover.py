@@ -60,12 +60,10 @@ def wait_completed(
 
 def test_kill9_of_a_runtime_replica_is_recovered_exactly_once_within_10s(cluster) -> None:
     token = cluster.env["INTENTD_SERVICE_TOKEN"]
-    b = cluster.runtime("runtime-b")
+    # Two live replicas will notice B's death at the same moment; one claims it.
+    b, a, c = cluster.runtime("runtime-b"), cluster.runtime("runtime-a"), cluster.runtime("runtime-c")
     ids = [submit(b, token, "wait", {"seconds": 12}) for _ in range(4)]
-    wait_running_on(cluster, b, ids)
-    # Two live replicas notice B's death at the same moment; one claims it.
-    a, c = cluster.runtime("runtime-a"), cluster.runtime("runtime-c")
-    wait_running_on(cluster, b, ids)  # still B's when it dies
+    wait_running_on(cluster, b, ids)  # B has free slots: it starts what it accepts
     b.kill9()
     # Due in at most 12 s; recovery may add up to 10 s. Events gapless, one outcome each.
     wait_completed(a, token, ids, within=12 + 10, progress_events=12)
@@ -75,9 +73,8 @@ def test_kill9_of_a_runtime_replica_is_recovered_exactly_once_within_10s(cluster
 
 def test_sigterm_drains_a_runtime_replica_and_another_finishes_its_work(cluster) -> None:
     token = cluster.env["INTENTD_SERVICE_TOKEN"]
-    b = cluster.runtime("runtime-b")
+    b, a = cluster.runtime("runtime-b"), cluster.runtime("runtime-a")
     ids = [submit(b, token, "wait", {"seconds": 6}) for _ in range(4)]
     wait_running_on(cluster, b, ids)
-    a = cluster.runtime("runtime-a")
     assert b.terminate() == 0
     wait_completed(a, token, ids, within=6 + 10)
