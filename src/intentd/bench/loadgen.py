@@ -30,6 +30,7 @@ from intentd.bench.report import latency_ms
 
 OPEN_TIMEOUT = 60.0
 REPLY_TIMEOUT = 30.0
+FANOUT_SETTLE_S = 2.0  # `latency_steady` leaves out deliveries in the first seconds of a fan-out
 Job = dict[str, Any]
 
 
@@ -219,6 +220,7 @@ async def job_pingpong(job: Job) -> None:
 class Delivery:
     seqs: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)
     first_at: float | None = None
     last_at: float | None = None
     completed: set[str] = field(default_factory=set)  # execution ids
@@ -255,6 +257,7 @@ async def job_fanout(job: Job) -> None:
             if seq is not None:
                 record.seqs.append(seq)
                 record.latencies.append(now - message["created_at"])
+                record.received_at.append(now)
                 record.first_at = record.first_at or now
                 record.last_at = now
                 if message["type"] == "execution.completed":
@@ -299,11 +302,15 @@ async def job_fanout(job: Job) -> None:
     firsts = [r.first_at for r in deliveries if r.first_at]
     lasts = [r.last_at for r in deliveries if r.last_at]
     window = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+    # Without the first seconds, while every session's execution starts at once.
+    settled = min(firsts) + FANOUT_SETTLE_S if firsts else 0.0
+    steady = [latency for record in deliveries
+              for at, latency in zip(record.received_at, record.latencies, strict=True) if at >= settled]
     emit({
         "phase": "done", "connect": connect_summary(socks, seconds, errors), "sockets": len(opened),
         "sessions": len(drivers), "delivered": len(latencies), "window_s": round(window, 3),
         "delivered_per_s": round(len(latencies) / window, 1) if window else None,
-        "latency": latency_ms(latencies), "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
+        "latency": latency_ms(latencies), "latency_steady": latency_ms(steady), "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
         "unfinished_sockets": len(pending), "reader_errors": reader_errors[:3],
     })
     await close_all(opened)
