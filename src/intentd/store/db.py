@@ -42,11 +42,12 @@ class Store:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._readers: ThreadPoolExecutor | None = None
+        options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "echo": echo}
         if self.dialect == "sqlite":
             path = url.split(":///", 1)[1]
-            if path and path != ":memory:":
+            on_disk = bool(path) and path != ":memory:"
+            if on_disk:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "echo": echo}
             # One connection: SQLite has a single writer anyway, and queueing
             # in the pool beats "database is locked" retries.
             self.engine: AsyncEngine = create_async_engine(
@@ -54,7 +55,7 @@ class Store:
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
-            if path and path != ":memory:":
+            if on_disk:
                 # Readers beside the writer (WAL), each statement seeing the latest commit.
                 self._sync_reader = sa.create_engine(
                     f"sqlite:///{path}", pool_size=pool_size, max_overflow=0, pool_timeout=60,
@@ -65,8 +66,7 @@ class Store:
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
-                pool_timeout=30, json_serializer=_json_dumps, json_deserializer=orjson.loads,
-                echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
+                pool_timeout=30, connect_args={"timeout": 5, "command_timeout": 30}, **options,
             )
 
     @classmethod
