@@ -213,8 +213,8 @@ async def test_an_event_the_bus_dropped_is_delivered_by_the_sweep(world: World) 
     await world.append(session_id, 3)
     await sink.wait_for_seq(3)
     # Recorded, but never published: as if the bus lost it on a reconnect.
-    async with world.store.tx() as tx:
-        await append_in(world.store, tx, NewEvent("custom", {"i": "dropped"}, session_id=session_id))
+    await world.store.run_write(
+        lambda conn: append_in(world.store, conn, NewEvent("custom", {"i": "dropped"}, session_id=session_id)))
     await sink.wait_for_seq(4, timeout=2 * SWEEP_EVERY + 5)  # found by the next sweep, acted on by the one after
     assert sink.seqs() == [1, 2, 3, 4]
     assert sink.events[-1]["data"] == {"i": "dropped"}
@@ -226,8 +226,8 @@ async def test_a_sweep_does_not_send_sockets_to_the_log_for_an_event_still_on_it
     for sink in sinks:
         world.connect(session_id, sink).go_live(0)
     await asyncio.sleep(SWEEP_EVERY / 2)  # the hub sweeps every SWEEP_EVERY from its start: half-way between two
-    async with world.store.tx() as tx:
-        recorded = await append_in(world.store, tx, NewEvent("custom", {"i": "slow"}, session_id=session_id))
+    recorded = await world.store.run_write(
+        lambda conn: append_in(world.store, conn, NewEvent("custom", {"i": "slow"}, session_id=session_id)))
     # Committed, and the bus brings it after one sweep but before a second could
     # act on it: the sweep in between must not send every socket to the log.
     await asyncio.sleep(0.95 * SWEEP_EVERY)

@@ -1,21 +1,28 @@
-"""The event log on a real SQLite store: seq assignment, replay dedup, and divergence."""
+"""The event log on real SQLite and PostgreSQL stores: seq assignment, batches, replay dedup, divergence."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from intentd.bus.memory import MemoryBus
+from intentd.config import load_settings
 from intentd.store import Store
 from intentd.store.events import EventLog, NewEvent, read_execution, read_session
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import executions, sessions
 
 
-async def make_store(tmp_path) -> Store:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'intentd.sqlite'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    database = "" if request.param == "sqlite" else request.getfixturevalue("fresh_postgres_url")()
+    return load_settings({"INTENTD_DATABASE_URL": database}, data_dir=tmp_path).app_database_url
+
+
+async def make_store(url: str) -> Store:
     await upgrade_async(url)
     store = Store(url)
     now = time.time()
@@ -28,8 +35,8 @@ async def make_store(tmp_path) -> Store:
     return store
 
 
-async def test_replayed_events_are_recorded_once_and_seq_stays_gapless(tmp_path) -> None:
-    store = await make_store(tmp_path)
+async def test_replayed_events_are_recorded_once_and_seq_stays_gapless(database_url) -> None:
+    store = await make_store(database_url)
     bus = MemoryBus()
     heard: list[dict] = []
     bus.subscribe("events", heard.append)
@@ -49,8 +56,8 @@ async def test_replayed_events_are_recorded_once_and_seq_stays_gapless(tmp_path)
     await store.close()
 
 
-async def test_a_diverged_replay_never_loses_the_outcome(tmp_path) -> None:
-    store = await make_store(tmp_path)
+async def test_a_diverged_replay_never_loses_the_outcome(database_url) -> None:
+    store = await make_store(database_url)
     log = EventLog(store, MemoryBus())
     await log.start()
     try:
@@ -80,11 +87,11 @@ async def _add_session(store: Store, session_id: str) -> None:
             expires_at=now + 60))
 
 
-async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_changes(tmp_path) -> None:
-    store = await make_store(tmp_path)
+async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_changes(database_url) -> None:
+    store = await make_store(database_url)
     await _add_session(store, "s2")
     statements: list[str] = []
-    sa.event.listen(store.engine.sync_engine, "before_cursor_execute",
+    sa.event.listen(store.write_engine, "before_cursor_execute",
                     lambda *args: statements.append(args[2].split()[0]))
     log = EventLog(store, MemoryBus())
     await log.start()
@@ -113,8 +120,8 @@ async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_chan
     await store.close()
 
 
-async def test_a_replay_inside_a_batch_keeps_the_new_events_and_a_gapless_seq(tmp_path) -> None:
-    store = await make_store(tmp_path)
+async def test_a_replay_inside_a_batch_keeps_the_new_events_and_a_gapless_seq(database_url) -> None:
+    store = await make_store(database_url)
     log = EventLog(store, MemoryBus())
     await log.start()
     try:

@@ -76,25 +76,31 @@ async def verify_session_token(store: Store, settings: Settings, token: str | No
     """The session a token opens, renewing its expiry; None when invalid, expired or revoked."""
     if not token or len(token) > 256 or looks_like_jwt(token):
         return None
-    return await _open_session(store, settings, sessions.c.token_hash == hash_token(token))
+    return await _open_session(store, settings, _OPEN_BY_TOKEN, {"key": hash_token(token)})
 
 
 async def recheck_session(store: Store, settings: Settings, session_id: str) -> bool:
     """Whether a session with an open socket is still valid (and renew its expiry)."""
-    return await _open_session(store, settings, sessions.c.id == session_id) is not None
+    return await _open_session(store, settings, _OPEN_BY_ID, {"key": session_id}) is not None
 
 
-async def _open_session(store: Store, settings: Settings, where: Any) -> SessionAuth | None:
+_OPEN = sa.select(
+    sessions.c.id, sessions.c.tenant_id, sessions.c.user_id, sessions.c.expires_at,
+    sessions.c.revoked_at, sessions.c.last_seq, users.c.disabled,
+).select_from(sessions.outerjoin(users, users.c.id == sessions.c.user_id))
+# Statements built once are compiled once: a connect is on the hot path.
+_OPEN_BY_TOKEN = _OPEN.where(sessions.c.token_hash == sa.bindparam("key"))
+_OPEN_BY_ID = _OPEN.where(sessions.c.id == sa.bindparam("key"))
+_RENEW = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("sid"), sessions.c.revoked_at.is_(None))
+    .values(expires_at=sa.bindparam("renewed"))
+)
+
+
+async def _open_session(store: Store, settings: Settings, query: Any, params: dict[str, str]) -> SessionAuth | None:
     now = time.time()
-    query = (
-        sa.select(
-            sessions.c.id, sessions.c.tenant_id, sessions.c.user_id, sessions.c.expires_at,
-            sessions.c.revoked_at, sessions.c.last_seq, users.c.disabled,
-        )
-        .select_from(sessions.outerjoin(users, users.c.id == sessions.c.user_id))
-        .where(where)
-    )
-    row = await store.run_read(lambda conn: conn.execute(query).first())
+    row = await store.run_read(lambda conn: conn.execute(query, params).first())
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     if row.user_id is not None and (row.disabled is None or row.disabled):
@@ -102,12 +108,7 @@ async def _open_session(store: Store, settings: Settings, where: Any) -> Session
     expires_at = row.expires_at
     renewed = now + settings.session_ttl
     if renewed - expires_at >= RENEW_AT_MOST_EVERY:
-        async with store.tx() as conn:
-            await conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.id == row.id, sessions.c.revoked_at.is_(None))
-                .values(expires_at=renewed)
-            )
+        await store.run_write(lambda conn: conn.execute(_RENEW, {"sid": row.id, "renewed": renewed}))
         expires_at = renewed
     return SessionAuth(row.id, row.tenant_id, row.user_id, expires_at, row.last_seq)
 

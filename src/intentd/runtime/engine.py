@@ -23,6 +23,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -230,23 +231,25 @@ class Engine:
 
     async def _accept(self, values: dict[str, Any]) -> dict[str, Any]:
         """One transaction: the session's next seq, the execution row, its ``execution.accepted`` event."""
-        async with self.store.tx() as conn:
-            seq = None
-            if values["session_id"] is not None:
-                seq = (
-                    await conn.execute(_NEXT_SEQ_OF_OWN_SESSION, {"sid": values["session_id"], "tid": values["tenant_id"]})
-                ).scalar_one_or_none()
-                if seq is None:
-                    raise Problem(404, "not_found", "no such session")
-            if (await conn.execute(self._insert_execution, values)).scalar_one_or_none() is None:
-                raise _Duplicate  # rolls back the seq taken above
-            return await insert_first(
-                conn,
-                NewEvent("execution.accepted", {"intent": values["intent"], "params": values["params"]},
-                         session_id=values["session_id"], execution_id=values["id"], n=0,
-                         created_at=values["created_at"]),
-                seq,
-            )
+        return await self.store.run_write(partial(self._accept_in, values=values))
+
+    def _accept_in(self, conn: sa.Connection, values: dict[str, Any]) -> dict[str, Any]:
+        seq = None
+        if values["session_id"] is not None:
+            seq = conn.execute(
+                _NEXT_SEQ_OF_OWN_SESSION, {"sid": values["session_id"], "tid": values["tenant_id"]}
+            ).scalar_one_or_none()
+            if seq is None:
+                raise Problem(404, "not_found", "no such session")
+        if conn.execute(self._insert_execution, values).scalar_one_or_none() is None:
+            raise _Duplicate  # rolls back the seq taken above
+        return insert_first(
+            conn,
+            NewEvent("execution.accepted", {"intent": values["intent"], "params": values["params"]},
+                     session_id=values["session_id"], execution_id=values["id"], n=0,
+                     created_at=values["created_at"]),
+            seq,
+        )
 
     async def start_or_enqueue(self, execution_id: str) -> None:
         """Start at once when this process has a free slot; else queue it for the first replica with one.

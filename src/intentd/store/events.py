@@ -12,12 +12,14 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intentd.bus import EVENTS, Bus
 from intentd.store.db import Store, retry_transient
@@ -67,44 +69,40 @@ def _row(event: NewEvent, seq: int | None) -> dict[str, Any]:
     }
 
 
-async def insert_first(conn: AsyncConnection, event: NewEvent, seq: int | None) -> dict[str, Any]:
+def insert_first(conn: sa.Connection, event: NewEvent, seq: int | None) -> dict[str, Any]:
     """The first event of a new execution, with the seq the caller reserved in its transaction."""
     row = _row(event, seq)
-    await conn.execute(_INSERT, row)
+    conn.execute(_INSERT, row)
     return wire(row)
 
 
-async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dict[str, Any] | None:
+def append_in(store: Store, conn: sa.Connection, event: NewEvent) -> dict[str, Any] | None:
     """Append inside the caller's transaction. None when (execution_id, n) exists already."""
     seq = None
     if event.session_id is not None:
-        seq = (
-            await conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.id == event.session_id)
-                .values(last_seq=sessions.c.last_seq + 1)
-                .returning(sessions.c.last_seq)
-            )
+        seq = conn.execute(
+            sa.update(sessions)
+            .where(sessions.c.id == event.session_id)
+            .values(last_seq=sessions.c.last_seq + 1)
+            .returning(sessions.c.last_seq)
         ).scalar_one_or_none()
     row = _row(event, seq)
-    inserted = (
-        await conn.execute(
-            store.insert(events)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["execution_id", "n"])
-            .returning(events.c.id)
-        )
+    inserted = conn.execute(
+        store.insert(events)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["execution_id", "n"])
+        .returning(events.c.id)
     ).scalar_one_or_none()
     if inserted is None:  # a replay after recovery: already recorded
         if seq is not None:  # hand the seq back; we still hold the session row lock
-            await conn.execute(
+            conn.execute(
                 sa.update(sessions)
                 .where(sessions.c.id == event.session_id)
                 .values(last_seq=sessions.c.last_seq - 1)
             )
-        return await _diverged(store, conn, event)
+        return _diverged(store, conn, event)
     if event.execution_id is not None and event.execution_update:
-        await conn.execute(
+        conn.execute(
             sa.update(executions)
             .where(executions.c.id == event.execution_id)
             .values(**event.execution_update)
@@ -115,17 +113,15 @@ async def append_in(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
 OUTCOMES = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 
 
-async def _diverged(store: Store, conn: AsyncConnection, event: NewEvent) -> dict[str, Any] | None:
+def _diverged(store: Store, conn: sa.Connection, event: NewEvent) -> dict[str, Any] | None:
     """A replay re-appended (execution, n): normally the same event, ignored.
 
     When the recorded event is a different one, the replay diverged from the
     first run (a bug in a handler or in us). Say so loudly, and never drop an
     outcome because of it: an execution without one would be stuck forever.
     """
-    recorded = (
-        await conn.execute(
-            sa.select(events.c.type).where(events.c.execution_id == event.execution_id, events.c.n == event.n)
-        )
+    recorded = conn.execute(
+        sa.select(events.c.type).where(events.c.execution_id == event.execution_id, events.c.n == event.n)
     ).scalar_one_or_none()
     if recorded is None or recorded == event.type:
         return None
@@ -133,18 +129,16 @@ async def _diverged(store: Store, conn: AsyncConnection, event: NewEvent) -> dic
               recorded=recorded, replayed=event.type)
     if event.type not in OUTCOMES:
         return None
-    has_outcome = (
-        await conn.execute(
-            sa.select(sa.func.count()).where(events.c.execution_id == event.execution_id, events.c.type.in_(OUTCOMES))
-        )
+    has_outcome = conn.execute(
+        sa.select(sa.func.count()).where(events.c.execution_id == event.execution_id, events.c.type.in_(OUTCOMES))
     ).scalar_one()
     if has_outcome:
         return None
-    last_n = (
-        await conn.execute(sa.select(sa.func.max(events.c.n)).where(events.c.execution_id == event.execution_id))
+    last_n = conn.execute(
+        sa.select(sa.func.max(events.c.n)).where(events.c.execution_id == event.execution_id)
     ).scalar_one()
     event.n = last_n + 1
-    return await append_in(store, conn, event)
+    return append_in(store, conn, event)
 
 
 class EventLog:
@@ -198,8 +192,8 @@ class EventLog:
 
     async def _write(self, batch: list[tuple[NewEvent, Any]]) -> list[dict[str, Any] | None]:
         try:
-            async with self.store.tx() as conn:
-                return await append_batch(self.store, conn, [event for event, _ in batch])
+            appended = [event for event, _ in batch]
+            return await self.store.run_write(lambda conn: append_batch(self.store, conn, appended))
         except (_Recorded, IntegrityError):
             # A replay re-appended an event (or two replicas replaying the same
             # execution raced): one by one, so that only those come back as
@@ -207,8 +201,7 @@ class EventLog:
             results: list[dict[str, Any] | None] = []
             for event, _ in batch:
                 try:
-                    async with self.store.tx() as conn:
-                        results.append(await append_in(self.store, conn, event))
+                    results.append(await self.store.run_write(partial(append_in, self.store, event=event)))
                 except IntegrityError:
                     results.append(None)
             return results
@@ -218,29 +211,23 @@ class _Recorded(Exception):
     """Part of a batch was recorded before: roll the batch back and go one by one."""
 
 
-async def append_batch(store: Store, conn: AsyncConnection, batch: list[NewEvent]) -> list[dict[str, Any]]:
+def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> list[dict[str, Any]]:
     """Append ``batch`` in order inside the caller's transaction, in a few statements.
 
     One UPDATE reserves the seqs of every session in the batch, one
     multi-row INSERT writes the events, one UPDATE per execution applies
-    their merged changes: a few statements for a batch of hundreds, since
-    on SQLite each statement is several thread hops. Raises ``_Recorded``
+    their merged changes: a few statements for a batch of hundreds (on
+    PostgreSQL each is a round trip). Raises ``_Recorded``
     when an event was recorded already (a replay after recovery).
     """
     counts = Counter(event.session_id for event in batch if event.session_id is not None)
     next_seq: dict[str, int] = {}
     if counts:
-        ids = sorted(counts)
-        if store.dialect == "postgresql" and len(ids) > 1:
+        if store.dialect == "postgresql" and len(counts) > 1:
             # Row locks in id order: two replicas whose batches share sessions
             # wait for each other instead of deadlocking. (SQLite has one writer.)
-            await conn.execute(sa.select(sessions.c.id).where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update())
-        reserved = await conn.execute(
-            sa.update(sessions)
-            .where(sessions.c.id.in_(ids))
-            .values(last_seq=sessions.c.last_seq + sa.case(counts, value=sessions.c.id))
-            .returning(sessions.c.id, sessions.c.last_seq)
-        )
+            conn.execute(_LOCK_SESSIONS, {"ids": sorted(counts)})
+        reserved = conn.execute(_RESERVE_SEQS[store.dialect], {"counts": orjson.dumps(counts).decode()})
         # A session deleted meanwhile keeps none of these events.
         next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
     rows: list[dict[str, Any]] = []
@@ -252,17 +239,41 @@ async def append_batch(store: Store, conn: AsyncConnection, batch: list[NewEvent
         rows.append(_row(event, seq))
         if event.execution_id is not None and event.execution_update:
             changes.setdefault(event.execution_id, {}).update(event.execution_update)
-    inserted = (
-        await conn.execute(
-            store.insert(events).on_conflict_do_nothing(index_elements=["execution_id", "n"]).returning(events.c.id),
-            rows,
-        )
-    ).all()
+    inserted = conn.execute(_INSERT_EVENTS[store.dialect], rows).all()
     if len(inserted) != len(rows):
         raise _Recorded
     for execution_id in sorted(changes):
-        await conn.execute(sa.update(executions).where(executions.c.id == execution_id).values(**changes[execution_id]))
+        # The parameters name the columns to SET: one statement, compiled once per set of columns.
+        conn.execute(_UPDATE_EXECUTION, {"eid": execution_id, **changes[execution_id]})
     return [wire(row) for row in rows]
+
+
+# Statements built once: the event log is the hottest write path, and
+# building and hashing a statement per batch cost more than running it.
+_LOCK_SESSIONS = (
+    sa.select(sessions.c.id)
+    .where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(sessions.c.id)
+    .with_for_update()
+)
+# Every session's seqs in one statement, whatever the batch: {session id: count} as JSON.
+_RESERVE_SEQS = {
+    "sqlite": sa.text(
+        "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value"
+        " FROM json_each(:counts) AS reserved WHERE sessions.id = reserved.key"
+        " RETURNING sessions.id, sessions.last_seq"
+    ),
+    "postgresql": sa.text(
+        "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value::int"
+        " FROM json_each_text(CAST(:counts AS json)) AS reserved WHERE sessions.id = reserved.key"
+        " RETURNING sessions.id, sessions.last_seq"
+    ),
+}
+_INSERT_EVENTS = {
+    name: dialect.insert(events).on_conflict_do_nothing(index_elements=["execution_id", "n"]).returning(events.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_UPDATE_EXECUTION = sa.update(executions).where(executions.c.id == sa.bindparam("eid"))
 
 
 _SESSION_EVENTS = (
