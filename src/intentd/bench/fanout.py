@@ -76,6 +76,7 @@ def row(case: str, config: FanoutConfig, measured: dict[str, Any]) -> dict[str, 
         "max ms": measured["latency"]["max_ms"],
         # After the first 2 s, while the sessions' executions start together.
         "steady p99 ms": measured["latency_steady"]["p99_ms"],
+        "p99 ms by second": [second["p99_ms"] for second in measured["latency_by_second"]],
         "gaps": measured["gaps"],
         "duplicates": measured["duplicates"],
         "unfinished": measured["unfinished_sockets"],

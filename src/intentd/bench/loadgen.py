@@ -270,10 +270,14 @@ async def job_fanout(job: Job) -> None:
                 raise RuntimeError(f"server error: {message}")
 
     readers = [asyncio.create_task(receive(i, s)) for i, s in enumerate(opened)]
+    # Submitted one every interval/sessions seconds: the streams' events are
+    # spread evenly over time (a steady rate), rather than every session's
+    # event, and every intent submission, in the same instant.
     params = {"count": job["events_per_session"], "interval": job["interval"]}
     for i in drivers:
         await opened[i].ws.send(orjson.dumps({"type": "intent", "id": f"stream-{i}", "intent": "bench.stream",
                                               "params": params}).decode())
+        await asyncio.sleep(job["interval"] / len(drivers))
     for i in drivers:
         stream_ids[opened[i].session_id or ""] = await asyncio.wait_for(acked[i], REPLY_TIMEOUT)
     for i, sock in enumerate(opened):  # a very short stream may have completed before its ack was read
@@ -306,11 +310,16 @@ async def job_fanout(job: Job) -> None:
     settled = min(firsts) + FANOUT_SETTLE_S if firsts else 0.0
     steady = [latency for record in deliveries
               for at, latency in zip(record.received_at, record.latencies, strict=True) if at >= settled]
+    by_second: dict[int, list[float]] = {}
+    for record in deliveries:
+        for at, latency in zip(record.received_at, record.latencies, strict=True):
+            by_second.setdefault(int(at - min(firsts)), []).append(latency)
     emit({
         "phase": "done", "connect": connect_summary(socks, seconds, errors), "sockets": len(opened),
         "sessions": len(drivers), "delivered": len(latencies), "window_s": round(window, 3),
         "delivered_per_s": round(len(latencies) / window, 1) if window else None,
-        "latency": latency_ms(latencies), "latency_steady": latency_ms(steady), "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
+        "latency": latency_ms(latencies), "latency_steady": latency_ms(steady),
+        "latency_by_second": [latency_ms(by_second[k]) for k in sorted(by_second)], "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
         "unfinished_sockets": len(pending), "reader_errors": reader_errors[:3],
     })
     await close_all(opened)
