@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,15 @@ class _DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Drain | None) -> None:
         super().__init__(config)
         self._drain = drain
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What is loaded by now (modules, DBOS, SQLAlchemy's metadata, the
+        # apps) lives as long as the process: frozen out of the collector's
+        # sight, a full collection no longer walks it. Measured with 1,000
+        # busy sockets: full collections paused the event loop ~200 ms.
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
