@@ -9,6 +9,7 @@ or intent.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -73,6 +74,9 @@ def test_intents_against_the_dbos_baseline() -> None:
     ours = result.rows[-1]
     assert ours["light: started p50 ms"] is not None
     assert ours["light: completed p50 ms"] >= ours["light: started p50 ms"]
+    assert ours["vs direct baseline"] == round(ours["per second"] / result.rows[0]["per second"], 3)
+    assert ours["vs queue baseline"] == round(ours["per second"] / result.rows[1]["per second"], 3)
+    assert 0 < ours["machine cores busy"] <= (os.cpu_count() or 1) * 1.05
     assert result.checks == {"failures": 0, "errors": []}
 
 

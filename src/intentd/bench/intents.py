@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import orjson
 from intentd.bench import servers
 from intentd.bench.procs import (
     BenchError,
+    machine_busy_seconds,
     postgres_database,
     python_argv,
     redis_database,
@@ -71,9 +73,12 @@ def _measure(server: servers.Server, config: IntentsConfig, tmp: Path, name: str
     job = {"kind": "intents", "url": server.agent_url, "tokens": tokens, "intent": NOOP_INTENT,
            "params": {"message": "bench"}, "inflight": config.inflight, "duration": config.duration,
            "warmup": config.warmup, "light_count": config.light_count}
-    cpu_before = server.cpu_seconds()
+    cpu_before, busy_before, started = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
     measured = run_loadgen(job, log_dir=tmp, timeout=config.duration + config.warmup + 300, name=name)
     cpu = server.cpu_seconds() - cpu_before
+    # Cores in use by every process on the machine (servers, databases, the
+    # load generator): when it is all of them, another replica has no core to run on.
+    measured["machine_busy_cores"] = round((machine_busy_seconds() - busy_before) / (time.monotonic() - started), 2)
     measured["server_cpu_ms_per_workflow"] = round(cpu * 1000 / measured["all_completed"], 3) \
         if measured["all_completed"] else None
     return measured
@@ -92,6 +97,7 @@ def _row(case: str, database: str, measured: dict[str, Any], *, ours: bool) -> d
         "failures": measured.get("failures", 0),
         # Load-independent: the CPU one execution costs (all server processes, all threads).
         "server CPU ms/intent": measured.get("server_cpu_ms_per_workflow"),
+        "machine cores busy": measured.get("machine_busy_cores"),
     }
 
 
@@ -119,14 +125,13 @@ def run(config: IntentsConfig) -> Result:
         result.rows += [
             _row("bare DBOS, direct", "sqlite", direct, ours=False),
             _row("bare DBOS, queue", "sqlite", queued, ours=False),
-            {**_row("intentd up (embedded)", "sqlite", embedded, ours=True),
-             "vs queue baseline": _ratio(embedded, queued)},
+            {**_row("intentd up (embedded)", "sqlite", embedded, ours=True), **_ratios(embedded, direct, queued)},
         ]
         per_s = embedded["throughput"]["per_second"]
         result.target("embedded no-op intents per second", f">= {TARGET_EMBEDDED_PER_S:g}", per_s,
                       per_s >= TARGET_EMBEDDED_PER_S)
-        ratio = _ratio(embedded, queued)
-        result.target("embedded vs bare DBOS (queue) throughput", f">= {TARGET_RATIO:.0%}", ratio,
+        ratio = _ratio(embedded, direct)
+        result.target("embedded vs bare DBOS (direct) throughput", f">= {TARGET_RATIO:.0%}", ratio,
                       ratio is not None and ratio >= TARGET_RATIO)
         started = embedded["light"]["started"]["p50_ms"]
         result.target("submit-to-started p50 at light load (ms), embedded", f"<= {TARGET_STARTED_P50_MS:g}",
@@ -153,11 +158,11 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
             by_replicas[replicas] = _measure(server, config, tmp, f"intents-pg-{replicas}")
         result.rows.append({**_row(f"intentd, {replicas} runtime replica{'s' if replicas > 1 else ''}",
                                    "postgresql", by_replicas[replicas], ours=True),
-                            "vs queue baseline": _ratio(by_replicas[replicas], pg_queued)})
+                            **_ratios(by_replicas[replicas], pg_direct, pg_queued)})
     one, two = by_replicas[1]["throughput"]["per_second"], by_replicas[2]["throughput"]["per_second"]
     scaling = two / one if one else None
-    ratio = _ratio(by_replicas[1], pg_queued)
-    result.target("PostgreSQL, 1 replica vs bare DBOS (queue)", f">= {TARGET_RATIO:.0%}", ratio,
+    ratio = _ratio(by_replicas[1], pg_direct)
+    result.target("PostgreSQL, 1 replica vs bare DBOS (direct)", f">= {TARGET_RATIO:.0%}", ratio,
                   ratio is not None and ratio >= TARGET_RATIO)
     result.target("PostgreSQL, 2 replicas vs 1", f">= {TARGET_SCALING:g}x", scaling,
                   scaling is not None and scaling >= TARGET_SCALING)
@@ -165,6 +170,12 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
     result.target("submit-to-started p50 at light load (ms), PostgreSQL", f"<= {TARGET_STARTED_P50_MS:g}",
                   started, started is not None and started <= TARGET_STARTED_P50_MS)
     return sum(m["failures"] for m in by_replicas.values()), [e for m in by_replicas.values() for e in m["errors"]]
+
+
+def _ratios(ours: dict[str, Any], direct: dict[str, Any], queued: dict[str, Any]) -> dict[str, float | None]:
+    # The target is against direct starts: intentd starts an execution
+    # directly too when it has a free slot (the queue only takes overflow).
+    return {"vs direct baseline": _ratio(ours, direct), "vs queue baseline": _ratio(ours, queued)}
 
 
 def _ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float | None:
