@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 import sqlalchemy as sa
 
 from intentd.bus.memory import MemoryBus
-from intentd.config import load_settings
 from intentd.store import Store
 from intentd.store.events import EventLog, NewEvent, read_execution, read_session
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import executions, sessions
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    database = "" if request.param == "sqlite" else request.getfixturevalue("fresh_postgres_url")()
-    return load_settings({"INTENTD_DATABASE_URL": database}, data_dir=tmp_path).app_database_url
 
 
 async def make_store(url: str) -> Store:

@@ -1,0 +1,57 @@
+"""Store transactions on real SQLite and PostgreSQL: ``tx`` and ``run_write`` side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from intentd.store import Store
+from intentd.store.migrate import upgrade_async
+from intentd.store.schema import sessions
+
+
+def _session(session_id: str) -> dict:
+    now = time.time()
+    return {"id": session_id, "tenant_id": "t", "token_hash": session_id, "metadata": {}, "context": {},
+            "created_at": now, "expires_at": now + 60}
+
+
+async def test_transactions_of_both_kinds_interleave_without_losing_a_write(database_url) -> None:
+    await upgrade_async(database_url)
+    store = Store(database_url)
+    try:
+        async def through_tx(i: int) -> None:
+            async with store.tx() as conn:
+                await conn.execute(sa.insert(sessions).values(**_session(f"tx-{i}")))
+                await asyncio.sleep(0)  # another task's run_write queues meanwhile
+
+        async def through_run_write(i: int) -> None:
+            await store.run_write(lambda conn: conn.execute(sa.insert(sessions).values(**_session(f"rw-{i}"))))
+
+        await asyncio.gather(*(through_tx(i) if i % 2 else through_run_write(i) for i in range(60)))
+        ids = await store.run_read(lambda conn: set(conn.execute(sa.select(sessions.c.id)).scalars()))
+        assert ids == {f"tx-{i}" for i in range(1, 60, 2)} | {f"rw-{i}" for i in range(0, 60, 2)}
+    finally:
+        await store.close()
+
+
+async def test_run_write_commits_on_return_and_rolls_back_on_error(database_url) -> None:
+    await upgrade_async(database_url)
+    store = Store(database_url)
+    try:
+        def insert_then_fail(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(sessions).values(**_session("rolled-back")))
+            raise LookupError("refused half-way")
+
+        with pytest.raises(LookupError):
+            await store.run_write(insert_then_fail)
+        assert await store.run_write(
+            lambda conn: conn.execute(sa.insert(sessions).values(**_session("kept")).returning(sessions.c.id)).scalar_one()
+        ) == "kept"
+        ids = await store.run_read(lambda conn: set(conn.execute(sa.select(sessions.c.id)).scalars()))
+        assert ids == {"kept"}
+    finally:
+        await store.close()
