@@ -311,15 +311,17 @@ async def job_fanout(job: Job) -> None:
     steady = [latency for record in deliveries
               for at, latency in zip(record.received_at, record.latencies, strict=True) if at >= settled]
     by_second: dict[int, list[float]] = {}
+    origin = min(firsts) if firsts else 0.0
     for record in deliveries:
         for at, latency in zip(record.received_at, record.latencies, strict=True):
-            by_second.setdefault(int(at - min(firsts)), []).append(latency)
+            by_second.setdefault(int(at - origin), []).append(latency)
     emit({
         "phase": "done", "connect": connect_summary(socks, seconds, errors), "sockets": len(opened),
         "sessions": len(drivers), "delivered": len(latencies), "window_s": round(window, 3),
         "delivered_per_s": round(len(latencies) / window, 1) if window else None,
         "latency": latency_ms(latencies), "latency_steady": latency_ms(steady),
-        "latency_by_second": [latency_ms(by_second[k]) for k in sorted(by_second)], "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
+        "latency_by_second": [latency_ms(by_second[k]) for k in sorted(by_second)],
+        "gaps": gaps, "duplicates": duplicates, "reordered": reordered,
         "unfinished_sockets": len(pending), "reader_errors": reader_errors[:3],
     })
     await close_all(opened)
