@@ -83,8 +83,11 @@ async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_chan
     store = await make_store(database_url)
     await _add_session(store, "s2")
     statements: list[str] = []
-    sa.event.listen(store.write_engine, "before_cursor_execute",
-                    lambda *args: statements.append(args[2].split()[0]))
+
+    def count(*args) -> None:  # every engine of the store (SQLite's writer is a sync engine of its own)
+        statements.append(args[2].split()[0])
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", count)
     log = EventLog(store, MemoryBus())
     await log.start()
     try:
@@ -98,6 +101,7 @@ async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_chan
         recorded = await asyncio.gather(*appends)
     finally:
         await log.close()
+        sa.event.remove(sa.Engine, "before_cursor_execute", count)
     assert [e["seq"] for e in recorded if e["session_id"] == "s1"] == list(range(1, 21))
     assert [e["seq"] for e in recorded if e["session_id"] == "s2"] == list(range(1, 21))
     assert [e["data"]["i"] for e in await read_session(store, "s2")] == list(range(1, 40, 2))

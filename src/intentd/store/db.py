@@ -85,11 +85,6 @@ class Store:
     def from_settings(cls, settings: Settings) -> Store:
         return cls(settings.app_database_url, pool_size=settings.db_pool_size)
 
-    @property
-    def write_engine(self) -> sa.Engine:
-        """The engine ``run_write`` uses (to watch its statements)."""
-        return self._sync_writer if self._writer is not None else self.engine.sync_engine
-
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
         """A transaction: committed when the block ends, rolled back on error."""
@@ -131,7 +126,7 @@ class Store:
 
     def insert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""
-        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+        return dialect_insert(self.dialect, table)
 
     async def ping(self) -> None:
         await self.run_read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
@@ -144,6 +139,11 @@ class Store:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.shutdown)
             await asyncio.to_thread(self._sync_writer.dispose)
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT of ``dialect`` ("sqlite" or "postgresql") that supports ``on_conflict_do_nothing``."""
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

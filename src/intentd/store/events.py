@@ -18,11 +18,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from intentd.bus import EVENTS, Bus
-from intentd.store.db import Store, retry_transient
+from intentd.store.db import Store, dialect_insert, retry_transient
 from intentd.store.schema import events, executions, sessions
 
 log = structlog.get_logger("intentd.events")
@@ -270,8 +269,9 @@ _RESERVE_SEQS = {
     ),
 }
 _INSERT_EVENTS = {
-    name: dialect.insert(events).on_conflict_do_nothing(index_elements=["execution_id", "n"]).returning(events.c.id)
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+    dialect: dialect_insert(dialect, events).on_conflict_do_nothing(index_elements=["execution_id", "n"])
+    .returning(events.c.id)
+    for dialect in ("sqlite", "postgresql")
 }
 _UPDATE_EXECUTION = sa.update(executions).where(executions.c.id == sa.bindparam("eid"))
 
