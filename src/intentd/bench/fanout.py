@@ -46,15 +46,12 @@ class FanoutConfig:
 def measure(server: servers.Server, config: FanoutConfig, tmp: Any, name: str = "loadgen") -> dict[str, Any]:
     """One fan-out run against ``server`` (fresh sessions each time)."""
     tokens = server.session_tokens(config.sessions)
-    gen = LoadGen(config.job(server.agent_url, tokens), log_dir=tmp, name=name)
-    try:
+    with LoadGen(config.job(server.agent_url, tokens), log_dir=tmp, name=name) as gen:
         gen.read(timeout=300)  # connected
         cpu_before = server.cpu_seconds()
         gen.proceed()
         measured = gen.read(timeout=config.duration + 180)
         cpu = server.cpu_seconds() - cpu_before
-    finally:
-        gen.finish()
     measured["server_cpu_util"] = round(cpu / measured["window_s"], 3) if measured["window_s"] else None
     measured["server_cpu_us_per_delivery"] = round(cpu * 1e6 / measured["delivered"], 1) \
         if measured["delivered"] else None

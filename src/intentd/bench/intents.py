@@ -23,6 +23,7 @@ import orjson
 from intentd.bench import servers
 from intentd.bench.procs import (
     BenchError,
+    child_setup,
     machine_busy_seconds,
     postgres_database,
     python_argv,
@@ -62,7 +63,8 @@ def _baseline(database_url: str, mode: str, config: IntentsConfig) -> dict[str, 
         "--duration", str(config.duration), "--warmup", str(config.warmup),
         "--light-count", str(config.light_count),
     )
-    done = subprocess.run(argv, capture_output=True, check=False, timeout=config.duration + config.warmup + 240)
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=config.duration + config.warmup + 240,
+                          preexec_fn=child_setup)
     if done.returncode != 0:
         raise BenchError(f"DBOS baseline failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
     return orjson.loads(done.stdout.splitlines()[-1])

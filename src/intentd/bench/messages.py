@@ -38,8 +38,7 @@ def measure(server: servers.Server, connections: int, config: MessagesConfig, tm
     job = {"kind": "pingpong", "url": server.agent_url if not echo else server.base_url.replace("http", "ws") + "/",
            "connections": connections, "duration": config.duration, "warmup": config.warmup, "echo": echo,
            "tokens": tokens, "interval": interval}
-    gen = LoadGen(job, log_dir=tmp, name=name)
-    try:
+    with LoadGen(job, log_dir=tmp, name=name) as gen:
         gen.read(timeout=300)  # connected
         idle = idle_cpu_util(server, config.idle_sample) if config.idle_sample > 0 else 0.0
         cpu_before, started = server.cpu_seconds(), time.monotonic()
@@ -48,8 +47,6 @@ def measure(server: servers.Server, connections: int, config: MessagesConfig, tm
         # The server's CPU time over every round trip (warm-up included), handshakes and the
         # background work it does anyway (DBOS queue polling) excluded.
         cpu = max(server.cpu_seconds() - cpu_before - idle * (time.monotonic() - started), 0.0)
-    finally:
-        gen.finish()
     measured["server_idle_cpu_util"] = round(idle, 3)
     measured["server_cpu_us_per_round_trip"] = round(cpu * 1e6 / measured["all_round_trips"], 1) \
         if measured["all_round_trips"] else None

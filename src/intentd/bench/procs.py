@@ -8,6 +8,7 @@ client never shares an event loop (or a core's worth of Python) with the server.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import secrets
@@ -43,6 +44,20 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def child_setup() -> None:
+    """Run in each child before exec: the fd limit raised, and SIGTERM once the bench process is gone.
+
+    The children run in sessions of their own (a Ctrl-C is the orchestrator's
+    to handle), so without this a bench killed outright would leave servers
+    holding ports, database connections and databases behind.
+    """
+    raise_fd_limit()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -109,7 +124,7 @@ class Process:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             list(argv), env=dict(env), cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=raise_fd_limit, start_new_session=True,
+            stdin=subprocess.DEVNULL, preexec_fn=child_setup, start_new_session=True,
         )
 
     @property
@@ -272,7 +287,7 @@ class LoadGen:
         self.log_path = log_dir / f"{name}.log"
         self.proc = subprocess.Popen(
             python_argv("-m", "intentd.bench.loadgen"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._stderr, preexec_fn=raise_fd_limit, start_new_session=True,
+            stderr=self._stderr, preexec_fn=child_setup, start_new_session=True,
         )
         self._selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None
@@ -310,9 +325,14 @@ class LoadGen:
     def proceed(self) -> None:
         self._send({"cmd": "continue"})
 
-    def finish(self, timeout: float = 60.0) -> None:
+    def __enter__(self) -> LoadGen:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:  # aborted: what it would still measure is of no use
+            self.kill()
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(60)  # done with its job, it exits by itself
         except subprocess.TimeoutExpired:
             self.kill()
         self._stderr.close()
@@ -331,8 +351,5 @@ class LoadGen:
 
 def run_loadgen(job: dict[str, Any], *, log_dir: Path, timeout: float, name: str = "loadgen") -> dict[str, Any]:
     """A single-phase job: its one result."""
-    gen = LoadGen(job, log_dir=log_dir, name=name)
-    try:
+    with LoadGen(job, log_dir=log_dir, name=name) as gen:
         return gen.read(timeout)
-    finally:
-        gen.finish()

@@ -41,10 +41,10 @@ def hold(server: servers.Server, config: SocketsConfig, tmp: Path, *, tokens: li
     # apart, so the per-connect figure is the connect's own cost.
     idle_util = idle_cpu_util(server, IDLE_SAMPLE_S)
     cpu_before = server.cpu_seconds()
-    gen = LoadGen({"kind": "hold", "url": server.agent_url if tokens else server.base_url.replace("http", "ws") + "/",
-                   "tokens": tokens, "count": config.count, "connect_concurrency": config.connect_concurrency,
-                   "echo": tokens is None}, log_dir=tmp, name=name)
-    try:
+    job = {"kind": "hold", "url": server.agent_url if tokens else server.base_url.replace("http", "ws") + "/",
+           "tokens": tokens, "count": config.count, "connect_concurrency": config.connect_concurrency,
+           "echo": tokens is None}
+    with LoadGen(job, log_dir=tmp, name=name) as gen:
         connected = gen.read(timeout=600)
         connect_cpu = server.cpu_seconds() - cpu_before - idle_util * connected["seconds"]
         time.sleep(2.0)  # buffers and tasks of the last connections settle
@@ -52,8 +52,6 @@ def hold(server: servers.Server, config: SocketsConfig, tmp: Path, *, tokens: li
         rss_after = server.front.rss_kb()
         gen.proceed()
         pinged = gen.read(timeout=300)
-    finally:
-        gen.finish()
     opened = connected["connected"]
     return {
         "connected": connected, "pinged": pinged, "rss_before": rss_before, "rss_after": rss_after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -18,12 +19,19 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 Quick = Annotated[bool, typer.Option("--quick", help="A small size that finishes in under a minute.")]
 JsonFile = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
 
 
 def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:
     raise_fd_limit()
+    # Stopped with SIGTERM, unwind like Ctrl-C: the scenarios stop their
+    # servers and drop their databases on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     results = []
     try:
         for scenario in scenarios:
