@@ -112,6 +112,9 @@ class Engine:
         )
         self._cancel_events: dict[str, asyncio.Event] = {}
         self._finished: dict[str, asyncio.Event] = {}
+        # Rows just accepted and started here, by id: their first run needs no
+        # read. A cancellation drops its entry (``_signal_cancel``).
+        self._accepted: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: list[Any] = []
         self._queue: Any = None
@@ -225,9 +228,10 @@ class Engine:
                 await self.enqueue(execution_id)
             return public_execution(row), True
         await self.events.publish([recorded])
+        row = _new_row(values)
         if enqueue:
-            await self.start_or_enqueue(execution_id)
-        return public_execution(_new_row(values)), False
+            await self.start_or_enqueue(execution_id, row)
+        return public_execution(row), False
 
     async def _accept(self, values: dict[str, Any]) -> dict[str, Any]:
         """One transaction: the session's next seq, the execution row, its ``execution.accepted`` event."""
@@ -251,17 +255,23 @@ class Engine:
             seq,
         )
 
-    async def start_or_enqueue(self, execution_id: str) -> None:
+    async def start_or_enqueue(self, execution_id: str, accepted: dict[str, Any]) -> None:
         """Start at once when this process has a free slot; else queue it for the first replica with one.
 
         A direct start skips the queue's polling delay and its claim
         transaction; the slots in ``run`` bound what runs here either way.
+        ``accepted`` is the row as just written, handed to a run started here.
         """
         if self._slots.locked():
             await self.enqueue(execution_id)
             return
-        with SetWorkflowID(execution_id):
-            await DBOS.start_workflow_async(_execute, execution_id)
+        self._accepted[execution_id] = accepted
+        try:
+            with SetWorkflowID(execution_id):
+                await DBOS.start_workflow_async(_execute, execution_id)
+        except BaseException:
+            self._accepted.pop(execution_id, None)
+            raise
 
     async def enqueue(self, execution_id: str) -> None:
         await self._queue_ready.wait()
@@ -386,7 +396,8 @@ class Engine:
             return await self._run(execution_id)
 
     async def _run(self, execution_id: str) -> dict[str, Any]:
-        found = await retry_transient(lambda: self._row(execution_id), what="load execution")
+        found = self._accepted.pop(execution_id, None) or await retry_transient(
+            lambda: self._row(execution_id), what="load execution")
         row = ExecutionRow(found["id"], found["tenant_id"], found["user_id"], found["session_id"],
                            found["parent_id"], found["intent"], found["params"], found["status"])
         spec = self.registry.get(row.intent)
@@ -462,6 +473,7 @@ class Engine:
 
     def _signal_cancel(self, execution_id: str) -> None:
         """Wake the execution if it runs here (elsewhere the bus carries the news)."""
+        self._accepted.pop(execution_id, None)  # not started yet: it reads the cancel flag from its row
         event = self._cancel_events.get(execution_id)
         if event is not None:
             event.set()
