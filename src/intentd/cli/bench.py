@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
     raise SystemExit(128 + signum)
 
 
