@@ -19,13 +19,13 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+Quick = Annotated[bool, typer.Option("--quick", help="A small size that finishes in under a minute.")]
+JsonFile = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
     raise SystemExit(128 + signum)
-
-
-Quick = Annotated[bool, typer.Option("--quick", help="A small size that finishes in under a minute.")]
-JsonFile = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
 
 
 def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:

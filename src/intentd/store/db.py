@@ -62,17 +62,9 @@ class Store:
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
             if on_disk:
                 # Readers beside the writer (WAL), each statement seeing the latest commit.
-                self._sync_reader = sa.create_engine(
-                    f"sqlite:///{path}", pool_size=pool_size, max_overflow=0, pool_timeout=60,
-                    connect_args={"check_same_thread": False}, **options,
-                )
-                event.listen(self._sync_reader, "connect", _sqlite_on_connect)
+                self._sync_reader = _sync_sqlite_engine(path, pool_size, options)
                 self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="intentd-sqlite-read")
-                self._sync_writer = sa.create_engine(
-                    f"sqlite:///{path}", pool_size=1, max_overflow=0,
-                    connect_args={"check_same_thread": False}, **options,
-                )
-                event.listen(self._sync_writer, "connect", _sqlite_on_connect)
+                self._sync_writer = _sync_sqlite_engine(path, 1, options)
                 event.listen(self._sync_writer, "begin", _sqlite_on_begin)
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="intentd-sqlite-write")
         else:
@@ -144,6 +136,16 @@ class Store:
 def dialect_insert(dialect: str, table: sa.Table) -> Any:
     """An INSERT of ``dialect`` ("sqlite" or "postgresql") that supports ``on_conflict_do_nothing``."""
     return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+
+
+def _sync_sqlite_engine(path: str, connections: int, options: dict[str, Any]) -> sa.Engine:
+    """A sync engine on the database file, for functions run whole in a thread of ours."""
+    engine = sa.create_engine(
+        f"sqlite:///{path}", pool_size=connections, max_overflow=0, pool_timeout=60,
+        connect_args={"check_same_thread": False}, **options,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
