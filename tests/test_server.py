@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
+import subprocess
+import sys
+import time
+
+from harness import free_port, port_open
 
 from intentd.config import load_settings
-from intentd.server import _DrainingServer, uvicorn_config
+from intentd.server import EXIT_GRACE_SECONDS, _DrainingServer, uvicorn_config
 
 
 async def _hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
@@ -29,3 +35,42 @@ async def test_what_startup_loaded_is_frozen_out_of_the_collector(tmp_path) -> N
         server.should_exit = True
         await serving
         gc.unfreeze()
+
+
+_APP_WITH_A_HUNG_THREAD = """
+import sys, threading
+from intentd.config import load_settings
+from intentd.logs import configure_logging
+from intentd.server import run_app
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            # A non-daemon thread that never ends: DBOS's retrying a lost database.
+            threading.Thread(target=threading.Event().wait, name="never-ends").start()
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+configure_logging("INFO", json=True)
+run_app(app, "127.0.0.1", int(sys.argv[1]), load_settings({}, data_dir=sys.argv[2]))
+"""
+
+
+def test_a_stopped_server_exits_even_if_a_thread_hangs(tmp_path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", _APP_WITH_A_HUNG_THREAD, str(port), str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port, timeout=0.5):
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=EXIT_GRACE_SECONDS + 10)
+    finally:
+        server.kill()
+    assert server.returncode == 0, output
+    assert "exiting without the threads that did not stop" in output
+    assert "never-ends" in output

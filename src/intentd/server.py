@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import os
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 import uvicorn
 
 from intentd.config import Settings
 
 Drain = Callable[[], Awaitable[None]]
+
+# Once the server has stopped, the interpreter waits for every non-daemon
+# thread before it exits. A DBOS executor thread retries a lost database for
+# ever, so a process told to stop during a database outage would never exit.
+# What such a thread was doing is durable: its workflow is recovered where it
+# left off, by another replica or by the next start.
+EXIT_GRACE_SECONDS = 5.0
+
+log = structlog.get_logger("intentd.server")
 
 
 class _DrainingServer(uvicorn.Server):
@@ -69,4 +82,27 @@ def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicor
 
 
 def run_app(app: Any, host: str, port: int, settings: Settings, *, drain: Drain | None = None) -> None:
-    _DrainingServer(uvicorn_config(app, host, port, settings), drain).run()
+    exit_code = 1
+    try:
+        _DrainingServer(uvicorn_config(app, host, port, settings), drain).run()
+        exit_code = 0
+    except SystemExit as exc:  # uvicorn's "startup failed" (3)
+        exit_code = exc.code if isinstance(exc.code, int) else 1
+        raise
+    finally:
+        _exit_despite_hung_threads(EXIT_GRACE_SECONDS, exit_code)
+
+
+def _exit_despite_hung_threads(grace: float, exit_code: int) -> None:
+    """Exit with ``exit_code`` after ``grace`` s if a thread still holds the process then."""
+
+    def force_exit() -> None:
+        hung = [t.name for t in threading.enumerate()
+                if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+        log.warning("exiting without the threads that did not stop", threads=hung, grace_seconds=grace)
+        logging.shutdown()  # flush the handlers: os._exit skips it
+        os._exit(exit_code)
+
+    timer = threading.Timer(grace, force_exit)
+    timer.daemon = True  # a clean exit does not wait for it
+    timer.start()

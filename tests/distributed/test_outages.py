@@ -66,3 +66,35 @@ def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, t
         assert again.status_code == 202
     finally:
         runtime.stop()
+
+
+def test_runtime_stops_on_sigterm_while_postgres_is_down(tmp_path, temp_postgres, redis_url) -> None:
+    token = secrets.token_urlsafe(32)
+    runtime = IntentdProcess(
+        ["serve", "runtime", "--data-dir", str(tmp_path / "rt")],
+        env={
+            "INTENTD_DATABASE_URL": temp_postgres.url,
+            "INTENTD_REDIS_URL": redis_url,
+            "INTENTD_SECRET_KEY": secrets.token_urlsafe(32),
+            "INTENTD_SERVICE_TOKEN": token,
+        },
+        cwd=tmp_path,
+        log_path=tmp_path / "runtime.log",
+    ).start(timeout=60)
+    try:
+        api = httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        accepted = api.post("/api/runtime/executions", json={"intent": "wait", "params": {"seconds": 1}, "tenant_id": "t"})
+        assert accepted.status_code == 202, accepted.text
+        execution = f"/api/runtime/executions/{accepted.json()['execution_id']}"
+        deadline = time.monotonic() + 10
+        while api.get(execution).json()["status"] != "running":
+            assert time.monotonic() < deadline, runtime.log_tail()
+            time.sleep(0.05)
+        temp_postgres.stop()
+        time.sleep(2)  # the workflow ends and DBOS retries recording its outcome
+        started = time.monotonic()
+        code = runtime.terminate(timeout=30)
+        assert time.monotonic() - started < 30
+        assert code == 0, runtime.log_tail()
+    finally:
+        runtime.stop()
