@@ -26,7 +26,8 @@ class Bus(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, topic: str, message: dict[str, Any]) -> None: ...
+    async def publish(self, topic: str, *messages: dict[str, Any]) -> None:
+        """Send ``messages`` in order (several in one round trip where the bus allows)."""
 
     def subscribe(self, topic: str, handler: Handler) -> Unsubscribe: ...
 

@@ -19,8 +19,9 @@ class MemoryBus:
     async def close(self) -> None:
         return None
 
-    async def publish(self, topic: str, message: dict[str, Any]) -> None:
-        self._handlers.dispatch(topic, message)
+    async def publish(self, topic: str, *messages: dict[str, Any]) -> None:
+        for message in messages:
+            self._handlers.dispatch(topic, message)
 
     def subscribe(self, topic: str, handler: Handler) -> Unsubscribe:
         return self._handlers.add(topic, handler)

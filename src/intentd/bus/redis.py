@@ -59,9 +59,16 @@ class RedisBus:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._client.aclose()
 
-    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+    async def publish(self, topic: str, *messages: dict[str, Any]) -> None:
+        channel = self.prefix + topic
         try:
-            await self._client.publish(self.prefix + topic, orjson.dumps(message))
+            if len(messages) == 1:
+                await self._client.publish(channel, orjson.dumps(messages[0]))
+                return
+            async with self._client.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(channel, orjson.dumps(message))
+                await pipe.execute()
         except (aioredis.RedisError, OSError) as exc:
             # Health is the listener's to judge (it reconnects and says so);
             # one failed publish on a stale connection must not silence us.

@@ -165,9 +165,10 @@ class EventLog:
         """Best effort: a subscriber that misses an event reads it from the log."""
         if not self.bus.healthy:
             return  # don't stall appends on a bus that is down
+        if not recorded:
+            return
         try:
-            for item in recorded:
-                await self.bus.publish(EVENTS, item)
+            await self.bus.publish(EVENTS, *recorded)
         except Exception:
             log.exception("publishing events failed")
 
@@ -214,9 +215,9 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
     """Append ``batch`` in order inside the caller's transaction, in a few statements.
 
     One UPDATE reserves the seqs of every session in the batch, one
-    multi-row INSERT writes the events, one UPDATE per execution applies
-    their merged changes: a few statements for a batch of hundreds (on
-    PostgreSQL each is a round trip). Raises ``_Recorded``
+    multi-row INSERT writes the events, one executemany per set of changed
+    columns applies the executions' merged changes: a few round trips for a
+    batch of hundreds. Raises ``_Recorded``
     when an event was recorded already (a replay after recovery).
     """
     counts = Counter(event.session_id for event in batch if event.session_id is not None)
@@ -241,9 +242,14 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
     inserted = conn.execute(_INSERT_EVENTS[store.dialect], rows).all()
     if len(inserted) != len(rows):
         raise _Recorded
+    # The parameters name the columns to SET: one executemany (one round trip
+    # on PostgreSQL) per set of columns, in id order within it.
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for execution_id in sorted(changes):
-        # The parameters name the columns to SET: one statement, compiled once per set of columns.
-        conn.execute(_UPDATE_EXECUTION, {"eid": execution_id, **changes[execution_id]})
+        change = changes[execution_id]
+        by_columns.setdefault(tuple(sorted(change)), []).append({"eid": execution_id, **change})
+    for params in by_columns.values():
+        conn.execute(_UPDATE_EXECUTION, params)
     return [wire(row) for row in rows]
 
 
