@@ -1,8 +1,10 @@
 """The execution engine: executions are DBOS workflows, their events go to the store.
 
-Create: one transaction inserts the execution row and its ``execution.accepted``
-event (with the session's next seq); then the workflow is enqueued on a DBOS
-queue under the execution id, which DBOS treats as the idempotency key.
+Create: the execution row and its ``execution.accepted`` event (with the
+session's next seq) are written atomically (``intentd.store.acceptance``);
+then the workflow starts at once when this process has a free slot, or is
+enqueued on a DBOS queue, under the execution id, which DBOS treats as the
+idempotency key.
 
 Run: the workflow loads the row, calls the handler with an IntentContext and
 records the outcome. Failures and cancellation are outcomes, not DBOS errors,
@@ -23,7 +25,6 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
 from intentd.store.db import retry_transient
-from intentd.store.events import OUTCOMES, EventLog, NewEvent, insert_first
+from intentd.store.acceptance import Duplicate, UnknownSession, accept
+from intentd.store.events import OUTCOMES, EventLog, NewEvent
 from intentd.store.schema import executions, runtime_replicas, sessions
 
 log = structlog.get_logger("intentd.runtime")
@@ -52,14 +54,6 @@ log = structlog.get_logger("intentd.runtime")
 QUEUE_NAME = "intentd-executions"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6f1d7e-93b2-4b9f-8f43-6f0b7d1f2a55")
-
-# The session's next seq, if the session belongs to the tenant.
-_NEXT_SEQ_OF_OWN_SESSION = (
-    sa.update(sessions)
-    .where(sessions.c.id == sa.bindparam("sid"), sessions.c.tenant_id == sa.bindparam("tid"))
-    .values(last_seq=sessions.c.last_seq + 1)
-    .returning(sessions.c.last_seq)
-)
 
 _EXECUTION = sa.select(executions).where(executions.c.id == sa.bindparam("eid"))
 _EXECUTION_OF_TENANT = _EXECUTION.where(executions.c.tenant_id == sa.bindparam("tid"))
@@ -116,6 +110,7 @@ class Engine:
         # read. A cancellation drops its entry (``_signal_cancel``).
         self._accepted: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._starting: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Any] = []
         self._queue: Any = None
         # DBOS.launch() starts replaying recovered workflows at once; one that
@@ -124,7 +119,6 @@ class Engine:
         # At most this many handlers run here at once, started directly or from the queue.
         self._slots = asyncio.Semaphore(settings.runtime_concurrency)
         # Built once: a statement object reused keeps its compiled form cached.
-        self._insert_execution = store.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -167,9 +161,9 @@ class Engine:
         global _engine
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._starting]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._starting, return_exceptions=True)
         await _stop_running_workflows()
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         if self.settings.is_postgres:
@@ -217,8 +211,10 @@ class Engine:
             "idempotency_key": request.idempotency_key, "status": "accepted", "created_at": time.time(),
         }
         try:
-            recorded = await self._accept(values)
-        except _Duplicate:
+            recorded = await accept(self.store, values)
+        except UnknownSession:
+            raise Problem(404, "not_found", "no such session") from None
+        except Duplicate:
             row = await self._row(execution_id)
             assert row is not None
             if row["params_hash"] != digest or row["tenant_id"] != request.tenant_id:
@@ -230,30 +226,26 @@ class Engine:
         await self.events.publish([recorded])
         row = _new_row(values)
         if enqueue:
-            await self.start_or_enqueue(execution_id, row)
+            self._start_soon(execution_id, row)
         return public_execution(row), False
 
-    async def _accept(self, values: dict[str, Any]) -> dict[str, Any]:
-        """One transaction: the session's next seq, the execution row, its ``execution.accepted`` event."""
-        return await self.store.run_write(partial(self._accept_in, values=values))
+    def _start_soon(self, execution_id: str, accepted: dict[str, Any]) -> None:
+        """Start without making the caller wait (DBOS records the workflow first: a round trip in a thread).
 
-    def _accept_in(self, conn: sa.Connection, values: dict[str, Any]) -> dict[str, Any]:
-        seq = None
-        if values["session_id"] is not None:
-            seq = conn.execute(
-                _NEXT_SEQ_OF_OWN_SESSION, {"sid": values["session_id"], "tid": values["tenant_id"]}
-            ).scalar_one_or_none()
-            if seq is None:
-                raise Problem(404, "not_found", "no such session")
-        if conn.execute(self._insert_execution, values).scalar_one_or_none() is None:
-            raise _Duplicate  # rolls back the seq taken above
-        return insert_first(
-            conn,
-            NewEvent("execution.accepted", {"intent": values["intent"], "params": values["params"]},
-                     session_id=values["session_id"], execution_id=values["id"], n=0,
-                     created_at=values["created_at"]),
-            seq,
-        )
+        The execution is durable once accepted; if this start is lost (a
+        crash, the database gone), the reconciler enqueues the execution
+        still ``accepted`` a few seconds later.
+        """
+        task = asyncio.create_task(self._start(execution_id, accepted), name=f"start-{execution_id}")
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _start(self, execution_id: str, accepted: dict[str, Any]) -> None:
+        try:
+            await self.start_or_enqueue(execution_id, accepted)
+        except Exception as exc:
+            log.warning("starting an execution failed; the reconciler will enqueue it",
+                        execution_id=execution_id, error=repr(exc))
 
     async def start_or_enqueue(self, execution_id: str, accepted: dict[str, Any]) -> None:
         """Start at once when this process has a free slot; else queue it for the first replica with one.
@@ -542,10 +534,6 @@ class Engine:
             except Exception as exc:
                 log.warning("replica heartbeat failed", error=str(exc))
             await asyncio.sleep(self.settings.heartbeat_interval)
-
-
-class _Duplicate(Exception):
-    """The execution id exists already: an idempotent resubmission."""
 
 
 def _new_row(values: dict[str, Any]) -> dict[str, Any]:
