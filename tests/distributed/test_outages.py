@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from harness import IntentdProcess
 from services import TempPostgres
+
+from intentd.config import load_settings
+from intentd.store import Store
+from intentd.store.db import PING_WHEN_IDLE_FOR
 
 
 @pytest.fixture
@@ -98,3 +104,19 @@ def test_runtime_stops_on_sigterm_while_postgres_is_down(tmp_path, temp_postgres
         assert code == 0, runtime.log_tail()
     finally:
         runtime.stop()
+
+
+async def test_the_store_replaces_connections_a_postgres_restart_killed(tmp_path, temp_postgres) -> None:
+    settings = load_settings({"INTENTD_DATABASE_URL": temp_postgres.url}, data_dir=tmp_path)
+    store = Store(settings.app_database_url, pool_size=2)
+    try:
+        async with store.read() as conn:
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
+        temp_postgres.stop()
+        temp_postgres.start()
+        # The pooled connection is dead; idle past the window, it is checked and replaced before use.
+        await asyncio.sleep(PING_WHEN_IDLE_FOR + 0.1)
+        async with store.read() as conn:
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -69,9 +70,10 @@ class Store:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="intentd-sqlite-write")
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
+                url, pool_size=pool_size, max_overflow=pool_size // 2,
                 pool_timeout=30, connect_args={"timeout": 5, "command_timeout": 30}, **options,
             )
+            _ping_when_idle(self.engine.sync_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -131,6 +133,33 @@ class Store:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.shutdown)
             await asyncio.to_thread(self._sync_writer.dispose)
+
+
+# A connection is checked before use only when it has been idle this long;
+# one in steady use was alive a moment ago (HikariCP's "alive bypass window").
+# The asyncpg dialect's ping is three round trips (BEGIN, ";", ROLLBACK): on
+# every checkout it was three of an execution's ~eight round trips.
+PING_WHEN_IDLE_FOR = 0.5
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Pessimistic disconnect handling: a dead idle connection is replaced before anyone uses it."""
+
+    @event.listens_for(engine, "checkin")
+    def idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_WHEN_IDLE_FOR:
+            return  # just opened, or in steady use
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise sa_exc.DisconnectionError(str(exc)) from exc  # the pool connects afresh
+            raise
 
 
 def dialect_insert(dialect: str, table: sa.Table) -> Any:
