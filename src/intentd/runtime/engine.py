@@ -110,7 +110,6 @@ class Engine:
         # read. A cancellation drops its entry (``_signal_cancel``).
         self._accepted: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._starting: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Any] = []
         self._queue: Any = None
         # DBOS.launch() starts replaying recovered workflows at once; one that
@@ -161,9 +160,9 @@ class Engine:
         global _engine
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        for task in [*self._tasks, *self._starting]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._starting, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await _stop_running_workflows()
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         if self.settings.is_postgres:
@@ -226,26 +225,8 @@ class Engine:
         await self.events.publish([recorded])
         row = _new_row(values)
         if enqueue:
-            self._start_soon(execution_id, row)
+            await self.start_or_enqueue(execution_id, row)
         return public_execution(row), False
-
-    def _start_soon(self, execution_id: str, accepted: dict[str, Any]) -> None:
-        """Start without making the caller wait (DBOS records the workflow first: a round trip in a thread).
-
-        The execution is durable once accepted; if this start is lost (a
-        crash, the database gone), the reconciler enqueues the execution
-        still ``accepted`` a few seconds later.
-        """
-        task = asyncio.create_task(self._start(execution_id, accepted), name=f"start-{execution_id}")
-        self._starting.add(task)
-        task.add_done_callback(self._starting.discard)
-
-    async def _start(self, execution_id: str, accepted: dict[str, Any]) -> None:
-        try:
-            await self.start_or_enqueue(execution_id, accepted)
-        except Exception as exc:
-            log.warning("starting an execution failed; the reconciler will enqueue it",
-                        execution_id=execution_id, error=repr(exc))
 
     async def start_or_enqueue(self, execution_id: str, accepted: dict[str, Any]) -> None:
         """Start at once when this process has a free slot; else queue it for the first replica with one.
