@@ -24,6 +24,7 @@ import orjson
 import uvloop
 from dbos import DBOS, SetWorkflowID
 
+from intentd.bench.procs import machine_busy_seconds
 from intentd.bench.report import latency_ms
 from intentd.config import Settings
 
@@ -82,6 +83,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return time.perf_counter() - started
 
     cpu_before = time.process_time()  # this process: DBOS and its (in-process) driver
+    busy_before = machine_busy_seconds()  # and the whole machine: the database's work too
     light = []
     for _ in range(args.light_count):
         light.append(await one())
@@ -100,10 +102,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     cpu = time.process_time() - cpu_before
+    busy = machine_busy_seconds() - busy_before
     await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
     return {
         "mode": args.mode, "concurrency": args.concurrency, "poll_interval": args.poll_interval,
         "server_cpu_ms_per_workflow": round(cpu * 1000 / completed, 3) if completed else None,
+        "machine_cpu_ms_per_intent": round(busy * 1000 / completed, 3) if completed else None,
         "light": {"count": len(light), **latency_ms(light)},
         "throughput": {"completed": len(measured), "seconds": args.duration,
                        "per_second": round(len(measured) / args.duration, 1), **latency_ms(measured)},

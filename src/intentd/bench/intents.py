@@ -99,6 +99,8 @@ def _row(case: str, database: str, measured: dict[str, Any], *, ours: bool) -> d
         "failures": measured.get("failures", 0),
         # Load-independent: the CPU one execution costs (all server processes, all threads).
         "server CPU ms/intent": measured.get("server_cpu_ms_per_workflow"),
+        # Every process on the machine but the load generator: databases included.
+        "machine CPU ms/intent": measured.get("machine_cpu_ms_per_intent"),
         "machine cores busy": measured.get("machine_busy_cores"),
     }
 

@@ -26,6 +26,7 @@ import orjson
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
+from intentd.bench.procs import machine_busy_seconds
 from intentd.bench.report import latency_ms
 
 OPEN_TIMEOUT = 60.0
@@ -397,6 +398,7 @@ async def job_intents(job: Job) -> None:
         return
     clients = [IntentClient(s) for s in socks if s is not None]
     intent, params = job["intent"], job.get("params", {})
+    busy_before, client_before = machine_busy_seconds(), time.process_time()
 
     light: list[dict[str, float]] = []
     for i in range(job["light_count"]):
@@ -425,6 +427,7 @@ async def job_intents(job: Job) -> None:
                 measured.append(timing)
 
     await asyncio.gather(*(worker(c) for c in clients for _ in range(job["inflight"])))
+    busy, client = machine_busy_seconds() - busy_before, time.process_time() - client_before
 
     def summary(timings: list[dict[str, float]]) -> dict[str, Any]:
         return {k: latency_ms([t[k] for t in timings]) for k in ("ack", "started", "completed")}
@@ -434,6 +437,8 @@ async def job_intents(job: Job) -> None:
         "throughput": {"completed": len(measured), "seconds": duration,
                        "per_second": round(len(measured) / duration, 1), **summary(measured)},
         "concurrency": len(clients) * job["inflight"], "failures": len(failures), "all_completed": completed,
+        # The whole machine's CPU per intent, without this process's own (the client's).
+        "machine_cpu_ms_per_intent": round((busy - client) * 1000 / completed, 3) if completed else None,
         "errors": sorted(set(failures))[:5],
     })
     for client in clients:
