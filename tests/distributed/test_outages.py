@@ -25,12 +25,13 @@ def temp_postgres():
     server.remove()
 
 
-def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, temp_postgres, redis_url) -> None:
+def _start_runtime(tmp_path, postgres: TempPostgres, redis_url: str) -> tuple[IntentdProcess, httpx.Client]:
+    """`intentd serve runtime` on ``postgres``, and a client with its service token."""
     token = secrets.token_urlsafe(32)
     runtime = IntentdProcess(
         ["serve", "runtime", "--data-dir", str(tmp_path / "rt")],
         env={
-            "INTENTD_DATABASE_URL": temp_postgres.url,
+            "INTENTD_DATABASE_URL": postgres.url,
             "INTENTD_REDIS_URL": redis_url,
             "INTENTD_SECRET_KEY": secrets.token_urlsafe(32),
             "INTENTD_SERVICE_TOKEN": token,
@@ -39,8 +40,12 @@ def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, t
         cwd=tmp_path,
         log_path=tmp_path / "runtime.log",
     ).start(timeout=60)
+    return runtime, httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+
+
+def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, temp_postgres, redis_url) -> None:
+    runtime, api = _start_runtime(tmp_path, temp_postgres, redis_url)
     try:
-        api = httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
         accepted = api.post("/api/runtime/executions", json={"intent": "wait", "params": {"seconds": 4}, "tenant_id": "t"})
         assert accepted.status_code == 202, accepted.text
         execution_id = accepted.json()["execution_id"]
@@ -75,20 +80,8 @@ def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, t
 
 
 def test_runtime_stops_on_sigterm_while_postgres_is_down(tmp_path, temp_postgres, redis_url) -> None:
-    token = secrets.token_urlsafe(32)
-    runtime = IntentdProcess(
-        ["serve", "runtime", "--data-dir", str(tmp_path / "rt")],
-        env={
-            "INTENTD_DATABASE_URL": temp_postgres.url,
-            "INTENTD_REDIS_URL": redis_url,
-            "INTENTD_SECRET_KEY": secrets.token_urlsafe(32),
-            "INTENTD_SERVICE_TOKEN": token,
-        },
-        cwd=tmp_path,
-        log_path=tmp_path / "runtime.log",
-    ).start(timeout=60)
+    runtime, api = _start_runtime(tmp_path, temp_postgres, redis_url)
     try:
-        api = httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
         accepted = api.post("/api/runtime/executions", json={"intent": "wait", "params": {"seconds": 1}, "tenant_id": "t"})
         assert accepted.status_code == 202, accepted.text
         execution = f"/api/runtime/executions/{accepted.json()['execution_id']}"

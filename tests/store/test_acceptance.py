@@ -8,22 +8,19 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from store_support import store_with_session
 
 from intentd.store import Store
 from intentd.store.acceptance import Duplicate, UnknownSession, accept
 from intentd.store.events import read_execution, read_session
-from intentd.store.migrate import upgrade_async
 from intentd.store.schema import events, executions, sessions
 
 
-async def _store_with_session(url: str) -> Store:
-    await upgrade_async(url)
-    store = Store(url)
-    now = time.time()
-    async with store.tx() as conn:
-        await conn.execute(sa.insert(sessions).values(
-            id="s1", tenant_id="t", token_hash="h", metadata={}, context={}, created_at=now, expires_at=now + 60))
-    return store
+@pytest.fixture
+async def store(database_url: str):
+    store = await store_with_session(database_url)
+    yield store
+    await store.close()
 
 
 def _values(execution_id: str | None = None, *, session_id: str | None = "s1", tenant_id: str = "t") -> dict:
@@ -42,68 +39,48 @@ async def _counts(store: Store) -> tuple[int, int, int]:
     return rows, logged, last_seq
 
 
-async def test_an_accepted_execution_has_its_row_and_first_event_with_the_next_seq(database_url) -> None:
-    store = await _store_with_session(database_url)
-    try:
-        values = _values()
-        first = await accept(store, values)
-        second = await accept(store, _values())
-        assert (first["seq"], second["seq"]) == (1, 2)
-        assert first["type"] == "execution.accepted" and first["n"] == 0
-        assert first["data"] == {"intent": "echo", "params": {"message": "hi", "n": [1, 2]}}
-        assert await read_execution(store, values["id"]) == [first], "what is returned is what was stored"
-        async with store.read() as conn:
-            row = (await conn.execute(sa.select(executions).where(executions.c.id == values["id"]))).one()
-        assert (row.status, row.session_id, row.params) == ("accepted", "s1", values["params"])
-    finally:
-        await store.close()
+async def test_an_accepted_execution_has_its_row_and_first_event_with_the_next_seq(store: Store) -> None:
+    values = _values()
+    first = await accept(store, values)
+    second = await accept(store, _values())
+    assert (first["seq"], second["seq"]) == (1, 2)
+    assert first["type"] == "execution.accepted" and first["n"] == 0
+    assert first["data"] == {"intent": "echo", "params": {"message": "hi", "n": [1, 2]}}
+    assert await read_execution(store, values["id"]) == [first], "what is returned is what was stored"
+    async with store.read() as conn:
+        row = (await conn.execute(sa.select(executions).where(executions.c.id == values["id"]))).one()
+    assert (row.status, row.session_id, row.params) == ("accepted", "s1", values["params"])
 
 
-async def test_without_a_session_the_event_has_no_seq(database_url) -> None:
-    store = await _store_with_session(database_url)
-    try:
-        recorded = await accept(store, _values(session_id=None))
-        assert (recorded["seq"], recorded["session_id"]) == (None, None)
-        assert await _counts(store) == (1, 1, 0)
-    finally:
-        await store.close()
+async def test_without_a_session_the_event_has_no_seq(store: Store) -> None:
+    recorded = await accept(store, _values(session_id=None))
+    assert (recorded["seq"], recorded["session_id"]) == (None, None)
+    assert await _counts(store) == (1, 1, 0)
 
 
-async def test_a_duplicate_writes_nothing_and_takes_no_seq(database_url) -> None:
-    store = await _store_with_session(database_url)
-    try:
-        values = _values()
-        await accept(store, values)
-        with pytest.raises(Duplicate):
-            await accept(store, {**values, "created_at": time.time()})
-        assert await _counts(store) == (1, 1, 1)
-        assert (await accept(store, _values()))["seq"] == 2, "no gap"
-    finally:
-        await store.close()
+async def test_a_duplicate_writes_nothing_and_takes_no_seq(store: Store) -> None:
+    values = _values()
+    await accept(store, values)
+    with pytest.raises(Duplicate):
+        await accept(store, {**values, "created_at": time.time()})
+    assert await _counts(store) == (1, 1, 1)
+    assert (await accept(store, _values()))["seq"] == 2, "no gap"
 
 
 @pytest.mark.parametrize(("session_id", "tenant_id"), [("nope", "t"), ("s1", "other-tenant")])
-async def test_a_session_that_is_not_the_tenants_writes_nothing(database_url, session_id, tenant_id) -> None:
-    store = await _store_with_session(database_url)
-    try:
-        with pytest.raises(UnknownSession):
-            await accept(store, _values(session_id=session_id, tenant_id=tenant_id))
-        assert await _counts(store) == (0, 0, 0)
-    finally:
-        await store.close()
+async def test_a_session_that_is_not_the_tenants_writes_nothing(store: Store, session_id, tenant_id) -> None:
+    with pytest.raises(UnknownSession):
+        await accept(store, _values(session_id=session_id, tenant_id=tenant_id))
+    assert await _counts(store) == (0, 0, 0)
 
 
-async def test_concurrent_accepts_and_duplicates_keep_seq_gapless(database_url) -> None:
-    store = await _store_with_session(database_url)
-    try:
-        ids = [str(uuid.uuid4()) for _ in range(20)]
-        # Every id submitted twice at once: one of each pair is accepted.
-        outcomes = await asyncio.gather(*(accept(store, _values(i)) for i in ids + ids), return_exceptions=True)
-        accepted = [o for o in outcomes if isinstance(o, dict)]
-        assert len(accepted) == 20
-        assert all(isinstance(o, Duplicate) for o in outcomes if not isinstance(o, dict))
-        assert sorted(o["seq"] for o in accepted) == list(range(1, 21))
-        assert [e["seq"] for e in await read_session(store, "s1")] == list(range(1, 21))
-        assert await _counts(store) == (20, 20, 20)
-    finally:
-        await store.close()
+async def test_concurrent_accepts_and_duplicates_keep_seq_gapless(store: Store) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    # Every id submitted twice at once: one of each pair is accepted.
+    outcomes = await asyncio.gather(*(accept(store, _values(i)) for i in ids + ids), return_exceptions=True)
+    accepted = [o for o in outcomes if isinstance(o, dict)]
+    assert len(accepted) == 20
+    assert all(isinstance(o, Duplicate) for o in outcomes if not isinstance(o, dict))
+    assert sorted(o["seq"] for o in accepted) == list(range(1, 21))
+    assert [e["seq"] for e in await read_session(store, "s1")] == list(range(1, 21))
+    assert await _counts(store) == (20, 20, 20)

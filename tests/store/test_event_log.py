@@ -6,21 +6,19 @@ import asyncio
 import time
 
 import sqlalchemy as sa
+from store_support import store_with_session
 
 from intentd.bus.memory import MemoryBus
 from intentd.store import Store
 from intentd.store.events import EventLog, NewEvent, read_execution, read_session
-from intentd.store.migrate import upgrade_async
 from intentd.store.schema import executions, sessions
 
 
 async def make_store(url: str) -> Store:
-    await upgrade_async(url)
-    store = Store(url)
+    """A migrated store with session s1 of tenant t, and its running execution e1."""
+    store = await store_with_session(url)
     now = time.time()
     async with store.tx() as conn:
-        await conn.execute(sa.insert(sessions).values(
-            id="s1", tenant_id="t", token_hash="h", metadata={}, context={}, created_at=now, expires_at=now + 60))
         await conn.execute(sa.insert(executions).values(
             id="e1", tenant_id="t", session_id="s1", intent="echo", params={}, params_hash="x",
             status="running", created_at=now))
