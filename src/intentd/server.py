@@ -82,6 +82,11 @@ def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicor
 
 
 def run_app(app: Any, host: str, port: int, settings: Settings, *, drain: Drain | None = None) -> None:
+    """Serve ``app`` until told to stop; for a process's main function (the CLI's).
+
+    Once the server has stopped, the process exits within ``EXIT_GRACE_SECONDS``
+    even if a thread is still running.
+    """
     exit_code = 1
     try:
         _DrainingServer(uvicorn_config(app, host, port, settings), drain).run()
