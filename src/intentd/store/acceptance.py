@@ -71,7 +71,7 @@ async def _accept_in_one_statement(store: Store, values: dict[str, Any]) -> dict
         raise Duplicate
     # A session deleted between the statement's check and its update keeps no seq.
     return wire({
-        "execution_id": values["id"], "n": 0, "session_id": values["session_id"] if outcome.seq else None,
+        "execution_id": values["id"], "n": 0, "session_id": values["session_id"] if outcome.seq is not None else None,
         "seq": outcome.seq, "type": event.type, "data": event.data, "created_at": event.created_at,
     })
 
