@@ -31,6 +31,7 @@ from intentd.bench.report import latency_ms
 
 OPEN_TIMEOUT = 60.0
 REPLY_TIMEOUT = 30.0
+FANOUT_START_ROUNDS = 5  # the fan-out's streams start over this many intervals
 FANOUT_SETTLE_S = 2.0  # `latency_steady` leaves out deliveries in the first seconds of a fan-out
 Job = dict[str, Any]
 
@@ -271,14 +272,19 @@ async def job_fanout(job: Job) -> None:
                 raise RuntimeError(f"server error: {message}")
 
     readers = [asyncio.create_task(receive(i, s)) for i, s in enumerate(opened)]
-    # Submitted one every interval/sessions seconds: the streams' events are
-    # spread evenly over time (a steady rate), rather than every session's
-    # event, and every intent submission, in the same instant.
+    # Stream k starts at k * interval/sessions, plus (k mod FANOUT_START_ROUNDS)
+    # whole intervals: the streams' events are spread evenly over each interval
+    # (a steady rate, not every session's event in the same instant), and the
+    # streams start over several intervals, at 50 intents/s with the defaults,
+    # rather than at 250/s, more than a slow host accepts while the first
+    # streams already emit.
     params = {"count": job["events_per_session"], "interval": job["interval"]}
-    for i in drivers:
-        await opened[i].ws.send(orjson.dumps({"type": "intent", "id": f"stream-{i}", "intent": "bench.stream",
-                                              "params": params}).decode())
-        await asyncio.sleep(job["interval"] / len(drivers))
+    spacing, began = job["interval"] / len(drivers), time.perf_counter()
+    for k in sorted(range(len(drivers)), key=lambda k: (k % FANOUT_START_ROUNDS, k)):
+        due = began + (k % FANOUT_START_ROUNDS) * job["interval"] + k * spacing
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await opened[drivers[k]].ws.send(orjson.dumps(
+            {"type": "intent", "id": f"stream-{drivers[k]}", "intent": "bench.stream", "params": params}).decode())
     for i in drivers:
         stream_ids[opened[i].session_id or ""] = await asyncio.wait_for(acked[i], REPLY_TIMEOUT)
     for i, sock in enumerate(opened):  # a very short stream may have completed before its ack was read
