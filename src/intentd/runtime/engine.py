@@ -117,7 +117,6 @@ class Engine:
         self._queue_ready = asyncio.Event()
         # At most this many handlers run here at once, started directly or from the queue.
         self._slots = asyncio.Semaphore(settings.runtime_concurrency)
-        # Built once: a statement object reused keeps its compiled form cached.
 
     # -- lifecycle ----------------------------------------------------------
 

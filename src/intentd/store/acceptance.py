@@ -14,7 +14,7 @@ import orjson
 import sqlalchemy as sa
 
 from intentd.store.db import Store, dialect_insert
-from intentd.store.events import NewEvent, insert_first, wire
+from intentd.store.events import NewEvent, event_row, insert_first, wire
 from intentd.store.schema import executions, sessions
 
 ACCEPTED = "execution.accepted"
@@ -70,10 +70,7 @@ async def _accept_in_one_statement(store: Store, values: dict[str, Any]) -> dict
             raise UnknownSession
         raise Duplicate
     # A session deleted between the statement's check and its update keeps no seq.
-    return wire({
-        "execution_id": values["id"], "n": 0, "session_id": values["session_id"] if outcome.seq is not None else None,
-        "seq": outcome.seq, "type": event.type, "data": event.data, "created_at": event.created_at,
-    })
+    return wire(event_row(event, outcome.seq))
 
 
 # The session's next seq, if the session belongs to the tenant.

@@ -56,7 +56,8 @@ def wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _row(event: NewEvent, seq: int | None) -> dict[str, Any]:
+def event_row(event: NewEvent, seq: int | None) -> dict[str, Any]:
+    """The ``events`` row of ``event`` recorded with ``seq`` (none: no session's stream)."""
     return {
         "execution_id": event.execution_id,
         "n": event.n,
@@ -70,7 +71,7 @@ def _row(event: NewEvent, seq: int | None) -> dict[str, Any]:
 
 def insert_first(conn: sa.Connection, event: NewEvent, seq: int | None) -> dict[str, Any]:
     """The first event of a new execution, with the seq the caller reserved in its transaction."""
-    row = _row(event, seq)
+    row = event_row(event, seq)
     conn.execute(_INSERT, row)
     return wire(row)
 
@@ -85,7 +86,7 @@ def append_in(store: Store, conn: sa.Connection, event: NewEvent) -> dict[str, A
             .values(last_seq=sessions.c.last_seq + 1)
             .returning(sessions.c.last_seq)
         ).scalar_one_or_none()
-    row = _row(event, seq)
+    row = event_row(event, seq)
     inserted = conn.execute(
         store.insert(events)
         .values(**row)
@@ -236,7 +237,7 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
         seq = next_seq.get(event.session_id) if event.session_id is not None else None
         if seq is not None:
             next_seq[event.session_id] = seq + 1  # type: ignore[index]
-        rows.append(_row(event, seq))
+        rows.append(event_row(event, seq))
         if event.execution_id is not None and event.execution_update:
             changes.setdefault(event.execution_id, {}).update(event.execution_update)
     inserted = conn.execute(_INSERT_EVENTS[store.dialect], rows).all()
