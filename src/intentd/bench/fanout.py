@@ -71,7 +71,7 @@ def row(case: str, config: FanoutConfig, measured: dict[str, Any]) -> dict[str, 
         "p50 ms": measured["latency"]["p50_ms"],
         "p99 ms": measured["latency"]["p99_ms"],
         "max ms": measured["latency"]["max_ms"],
-        # After the first 2 s, while the sessions' executions start together.
+        # After the first 2 s, while the streams are being started.
         "steady p99 ms": measured["latency_steady"]["p99_ms"],
         "worst second p99 ms": max((s["p99_ms"] for s in measured["latency_by_second"]), default=None),
         "gaps": measured["gaps"],

@@ -312,13 +312,13 @@ async def job_fanout(job: Job) -> None:
         latencies.extend(record.latencies)
     firsts = [r.first_at for r in deliveries if r.first_at]
     lasts = [r.last_at for r in deliveries if r.last_at]
-    window = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
-    # Without the first seconds, while every session's execution starts at once.
-    settled = min(firsts) + FANOUT_SETTLE_S if firsts else 0.0
+    origin = min(firsts) if firsts else 0.0
+    window = (max(lasts) - origin) if firsts and lasts else 0.0
+    # Without the first seconds, while the streams are being started.
+    settled = origin + FANOUT_SETTLE_S
     steady = [latency for record in deliveries
               for at, latency in zip(record.received_at, record.latencies, strict=True) if at >= settled]
     by_second: dict[int, list[float]] = {}
-    origin = min(firsts) if firsts else 0.0
     for record in deliveries:
         for at, latency in zip(record.received_at, record.latencies, strict=True):
             by_second.setdefault(int(at - origin), []).append(latency)
