@@ -42,3 +42,34 @@ def test_a_stopped_bench_leaves_no_process_behind(signum: int) -> None:
     finally:
         if bench.poll() is None:
             bench.kill()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped SystemExit
+def test_a_sigterm_whose_exception_a_finalizer_dropped_still_stops_the_bench(monkeypatch) -> None:
+    from intentd.bench.report import Result
+    from intentd.cli import bench as cli
+
+    monkeypatch.setattr(cli, "_sigterm_received", False, raising=False)
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs in here; Python drops what a finalizer raises
+                pass
+
+    ran: list[str] = []
+
+    def scenario(name: str) -> Result:
+        ran.append(name)
+        if name == "first":
+            Finalized()
+        return Result(name, {})
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli._run([lambda: scenario("first"), lambda: scenario("second")], None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert ran == ["first"], "no scenario starts after the signal"

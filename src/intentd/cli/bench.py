@@ -23,9 +23,15 @@ Quick = Annotated[bool, typer.Option("--quick", help="A small size that finishes
 JsonFile = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
 
 
+_STOPPED_BY_SIGTERM = 128 + signal.SIGTERM
+_sigterm_received = False
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    global _sigterm_received
+    _sigterm_received = True
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
-    raise SystemExit(128 + signum)
+    raise SystemExit(_STOPPED_BY_SIGTERM)
 
 
 def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:
@@ -39,6 +45,8 @@ def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:
             result = scenario()
             print_result(result)
             results.append(result)
+            if _sigterm_received:
+                break
     except BenchError as exc:
         typer.secho(f"bench failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -46,6 +54,11 @@ def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:
         if json_file is not None and results:
             write_json(json_file, results)
             typer.echo(f"results written to {json_file}")
+    if _sigterm_received:
+        # The handler's exception was lost (a signal handler runs wherever the
+        # main thread is, a finalizer included, whose exceptions Python drops):
+        # the scenario then ran to its end, and the bench still exits as stopped.
+        raise SystemExit(_STOPPED_BY_SIGTERM)
 
 
 @app.command("sockets")
