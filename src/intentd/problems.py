@@ -85,6 +85,26 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def invalid_request(errors: Any) -> Problem:
+    return Problem(422, "invalid_request", "the request failed validation", errors=field_errors(errors))
+
+
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+
+
+def problem_of(exc: Exception) -> Problem:
+    """The answer to a request that raised ``exc``."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, _UNAVAILABLE):
+        # The database (or another dependency) is unreachable: say so at once,
+        # and let the client retry, rather than hang or answer 500.
+        return Problem(503, "unavailable", f"a dependency is unreachable ({type(exc).__name__}); retry shortly",
+                       headers={"Retry-After": "2"})
+    log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
+    return Problem(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the app answers with, including the framework's, becomes problem+json."""
 
@@ -97,26 +117,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(err.get("type") == "json_invalid" for err in errors):
             return problem_response(Problem(400, "malformed_json", "the request body is not valid JSON"))
-        return problem_response(
-            Problem(422, "invalid_request", "the request failed validation", errors=field_errors(errors))
-        )
+        return problem_response(invalid_request(errors))
 
     @app.exception_handler(sa_exc.OperationalError)
     @app.exception_handler(sa_exc.InterfaceError)
     @app.exception_handler(sa_exc.TimeoutError)
     @app.exception_handler(OSError)
-    async def _unavailable(_: Request, exc: Exception) -> Response:
-        # The database (or another dependency) is unreachable: say so at once,
-        # and let the client retry, rather than hang or answer 500.
-        return problem_response(
-            Problem(503, "unavailable", f"a dependency is unreachable ({type(exc).__name__}); retry shortly",
-                    headers={"Retry-After": "2"})
-        )
-
     @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", error=type(exc).__name__)
-        return problem_response(Problem(500, "internal_error", "an unexpected error occurred; it has been logged"))
+    async def _failed(_: Request, exc: Exception) -> Response:
+        return problem_response(problem_of(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from runtime_support import (
     Runtime,
     assert_problem,
@@ -57,6 +59,7 @@ def test_unknown_route_is_a_problem_from_the_runtime_plane(client: httpx.Client)
 PROTECTED = [
     ("GET", EXECUTIONS, None),
     ("POST", EXECUTIONS, {"intent": "echo", "params": {}, "tenant_id": "t"}),
+    ("POST", f"{EXECUTIONS}/batch", {"items": [{"intent": "echo", "params": {}, "tenant_id": "t"}]}),
     ("GET", f"{EXECUTIONS}/some-id", None),
     ("POST", f"{EXECUTIONS}/some-id/cancel", None),
     ("GET", f"{EXECUTIONS}/some-id/events", None),
@@ -277,6 +280,82 @@ def test_session_of_another_tenant_is_refused(runtime: Runtime, client: httpx.Cl
     response = client.post(EXECUTIONS, json={"intent": "echo", "params": {}, "tenant_id": other, "session_id": session})
     assert_problem(response, 404, "not_found")
     assert count(client, tenant_id=other) == 0
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+BATCH = f"{EXECUTIONS}/batch"
+
+
+def test_a_batch_answers_each_item_alone_in_order(runtime: Runtime, client: httpx.Client) -> None:
+    assert runtime.data_dir is not None
+    t = tenant()
+    foreign_session = sqlite_session(runtime.data_dir, tenant())
+    items = [
+        {"intent": "echo", "params": {"message": "first"}, "tenant_id": t},
+        {"intent": "no.such.intent", "params": {}, "tenant_id": t},
+        {"intent": "wait", "params": {"seconds": "soon"}, "tenant_id": t},
+        {"intent": "echo", "params": {}, "tenant_id": t, "surprise": 1},
+        {"intent": "echo", "params": {}, "tenant_id": t, "session_id": foreign_session},
+        {"intent": "echo", "params": {"message": "keyed"}, "tenant_id": t, "idempotency_key": "k-1"},
+        {"intent": "echo", "params": {"message": "keyed"}, "tenant_id": t, "idempotency_key": "k-1"},
+        {"intent": "echo", "params": {"message": "other"}, "tenant_id": t, "idempotency_key": "k-1"},
+        "not an object",
+    ]
+    response = client.post(BATCH, json={"items": items})
+    assert response.status_code == 200, response.text
+    answers = response.json()["items"]
+    assert [a["status"] for a in answers] == [202, 404, 422, 422, 404, 202, 202, 409, 422]
+    assert [a["body"].get("code") for a in answers[1:5]] == ["unknown_intent", "invalid_params", "invalid_request",
+                                                               "not_found"]
+    assert any(error["loc"][-1] == "surprise" for error in answers[3]["body"]["errors"])
+    assert answers[7]["body"]["code"] == "idempotency_conflict"
+    first, keyed, again = answers[0]["body"], answers[5]["body"], answers[6]["body"]
+    # Each success is what POST /executions answers.
+    assert first["duplicate"] is False and first["execution"]["params"] == {"message": "first"}
+    assert {keyed["duplicate"], again["duplicate"]} == {False, True}
+    assert keyed["execution_id"] == again["execution_id"]
+    assert wait_for(client, first["execution_id"])["result"] == {"message": "first"}
+    assert count(client, tenant_id=t) == 2
+
+
+@pytest.mark.parametrize("body", [{"items": []}, {"items": [{}] * 257}, {"items": {}}, {}, {"items": [], "x": 1}])
+def test_a_malformed_batch_is_422_and_writes_nothing(client: httpx.Client, body: dict[str, Any]) -> None:
+    before = count(client)
+    assert_problem(client.post(BATCH, json=body), 422, "invalid_request")
+    assert count(client) == before
+
+
+def test_an_admin_batch_creates_in_the_admins_tenant(runtime: Runtime, client: httpx.Client) -> None:
+    mine, theirs = tenant(), tenant()
+    with runtime.client(token=runtime.admin_token(mine)) as admin:
+        response = admin.post(BATCH, json={"items": [{"intent": "echo", "params": {}, "tenant_id": theirs}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["items"][0]["body"]["execution"]["tenant_id"] == mine
+    assert count(client, tenant_id=theirs) == 0
+
+
+# Integers beyond 64 bits are the whole body's fault (422 before any item is read).
+_INTS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(items=st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(["intent", "params", "tenant_id", "session_id", "idempotency_key", "user_id",
+                                     "parent_id", "retry_of", "other"]),
+                    st.one_of(st.none(), st.text(max_size=40), _INTS, st.sampled_from(["echo", "wait"]),
+                              st.dictionaries(st.text(max_size=5), _INTS | st.text(max_size=5), max_size=3))),
+    _INTS, st.text(max_size=10)), min_size=1, max_size=8))
+def test_generated_batches_get_an_answer_per_item_and_never_a_server_error(
+    client: httpx.Client, items: list[Any]
+) -> None:
+    response = client.post(BATCH, json={"items": items})
+    assert response.status_code == 200, response.text
+    answers = response.json()["items"]
+    assert len(answers) == len(items)
+    for answer in answers:
+        assert answer["status"] in {202, 404, 409, 422}, answer
+        assert answer["status"] == 202 or answer["body"]["code"], answer
 
 
 # --- idempotency ------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ In embedded mode the transport is the runtime app itself (``ASGITransport``),
 so the two planes still meet only through the API, except for the hot path:
 a submission calls the runtime's create function in-process (``local_create``),
 because the ASGI round trip was a fifth of the CPU of a no-op intent.
+
+Over the network, submissions go in batches (``POST /executions/batch``): one
+goes alone at once when a batch slot is free; those that arrive while every
+slot waits for its answer go together in the next request.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
+
+import asyncio
+from dataclasses import dataclass, field
 
 import httpx
 import orjson
@@ -29,6 +36,11 @@ _TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 
 # Takes the JSON body of POST /api/runtime/executions, returns its answer.
 LocalCreate = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+# Submission requests in flight at once, per runtime URL. Fewer slots make
+# bigger batches (less CPU per execution) and longer waits under load.
+BATCH_SLOTS_PER_RUNTIME = 4
+BATCH_MAX_ITEMS = 256  # the runtime's limit
 
 
 class RuntimeClient:
@@ -46,6 +58,11 @@ class RuntimeClient:
             if not self._bases:
                 raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
         self._turn = 0
+        self._batches = _Batches(
+            self._create_batch, slots=BATCH_SLOTS_PER_RUNTIME * len(self._bases),
+            # What the runtime's body limit leaves for the items, with room for the envelope.
+            max_bytes=settings.max_body_bytes - 64,
+        )
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=_TIMEOUT,
@@ -84,7 +101,7 @@ class RuntimeClient:
             body["idempotency_key"] = idempotency_key
         if self._local_create is not None:
             return await self._local_create(body)
-        return await self.call("POST", "/api/runtime/executions", json=body)
+        return await self._batches.submit(orjson.dumps(body))
 
     async def get_execution(self, execution_id: str, tenant_id: str) -> dict[str, Any]:
         return await self.call(
@@ -119,6 +136,17 @@ class RuntimeClient:
             raise _problem_from(response)
         return orjson.loads(response.content) if response.content else {}
 
+    async def _create_batch(self, items: list[bytes]) -> list[dict[str, Any] | Problem]:
+        """POST /executions/batch: each item's answer, or the problem that item met."""
+        content = b'{"items":[' + b",".join(items) + b"]}"
+        answers = (await self.call("POST", "/api/runtime/executions/batch", content=content,
+                                   headers={"Content-Type": "application/json"})).get("items")
+        if not isinstance(answers, list) or len(answers) != len(items) or not all(
+            isinstance(answer, dict) and isinstance(answer.get("status"), int) for answer in answers
+        ):
+            raise Problem(502, "bad_gateway", "the runtime plane answered a batch with something else")
+        return [answer["body"] if answer["status"] < 400 else _problem_of(answer["status"], answer["body"], None)
+                for answer in answers]
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """To the runtime URLs in turn; one that refuses the connection is skipped (nothing was sent to it)."""
@@ -150,13 +178,71 @@ def _problem_from(response: httpx.Response) -> Problem:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         body = {}
+    return _problem_of(response.status_code, body, response.headers.get("Retry-After"))
+
+
+def _problem_of(status: int, body: Any, retry_after: str | None) -> Problem:
     if not isinstance(body, dict):
         body = {}
-    if response.status_code in _RELAYED and isinstance(body.get("code"), str):
+    if status in _RELAYED and isinstance(body.get("code"), str):
         extra = {k: v for k, v in body.items() if k not in {"type", "title", "status", "code", "detail"}}
-        headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
-        return Problem(response.status_code, body["code"], str(body.get("detail", "")), headers=headers, **extra)
-    if response.status_code == 503:
+        headers = {"Retry-After": retry_after} if retry_after is not None else None
+        return Problem(status, body["code"], str(body.get("detail", "")), headers=headers, **extra)
+    if status == 503:
         return Problem(503, "unavailable", "the runtime plane is not ready")
     # 401/403 mean our service token is wrong: a deployment fault, not the caller's.
-    return Problem(502, "bad_gateway", f"the runtime plane answered {response.status_code}")
+    return Problem(502, "bad_gateway", f"the runtime plane answered {status}")
+
+
+@dataclass(eq=False)
+class _Batches:
+    """Coalesces submissions: at most ``slots`` requests in flight, the rest wait and go together.
+
+    No timer: a submission waits only while every slot already waits for the
+    runtime, so at light load each goes alone, at once.
+    """
+
+    send: Callable[[list[bytes]], Awaitable[list[dict[str, Any] | Problem]]]
+    slots: int
+    max_bytes: int
+    _waiting: list[tuple[bytes, asyncio.Future[dict[str, Any]]]] = field(default_factory=list)
+    _senders: set[asyncio.Task[None]] = field(default_factory=set)  # held: the loop keeps only weak references
+
+    async def submit(self, item: bytes) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if len(self._senders) < self.slots:
+            sender = asyncio.create_task(self._send_waiting())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return await future
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch = self._take()
+            try:
+                answers: list[Any] = await self.send([item for item, _ in batch])
+            except Exception as exc:
+                answers = [exc] * len(batch)
+            except BaseException:  # cancelled: so are the submissions it carried
+                for _, future in batch:
+                    future.cancel()
+                raise
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if future.done():  # its submitter went away
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    def _take(self) -> list[tuple[bytes, asyncio.Future[dict[str, Any]]]]:
+        """The longest run of waiting submissions that fits one request (at least one)."""
+        count, size = 0, 0
+        for item, _ in self._waiting:
+            size += len(item) + 1
+            if count and (count == BATCH_MAX_ITEMS or size > self.max_bytes):
+                break
+            count += 1
+        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        return batch

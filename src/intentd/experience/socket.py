@@ -44,6 +44,9 @@ STREAM_PATH = "/api/ws"
 PROTOCOL = 1
 AGENT_TURN_INTENT = "agent.turn"
 MAX_PROTOCOL_ERRORS = 10  # in a row
+# Submissions (`intent`, `message`) one socket may have in flight; the next
+# one waits, and with it the socket's reading (backpressure).
+SUBMISSIONS_IN_FLIGHT = 32
 MAX_TEXT = 64 * 1024
 # Re-check the session (expiry, revocation missed while the bus was down) and
 # renew its sliding expiry at most this often while the socket is in use.
@@ -152,6 +155,10 @@ class SocketError(Exception):
 _CLIENT_FAULTS = {"unknown_intent", "invalid_params", "idempotency_conflict", "not_found", "invalid_request"}
 
 
+# What sending raises once the peer has gone.
+_PEER_GONE = (OSError, RuntimeError, WebSocketDisconnect)
+
+
 def _from_problem(problem: Problem) -> SocketError:
     extra = {"errors": problem.extra["errors"]} if "errors" in problem.extra else {}
     return SocketError(problem.code, problem.detail, protocol=problem.code in _CLIENT_FAULTS, **extra)
@@ -182,20 +189,28 @@ class Socket:
         self._protocol_errors = 0
         self._checked_at = time.monotonic()
         self._slot: str | None = None  # the session whose socket slot this holds
+        self._submissions: set[asyncio.Task[None]] = set()
+        self._submission_slots = asyncio.Semaphore(SUBMISSIONS_IN_FLIGHT)
 
     async def serve(self) -> None:
         await self.ws.accept(headers=[(PLANE_HEADER.lower().encode(), b"experience")])
         try:
             await self._serve()
-        except Exception as exc:  # the peer vanished mid-send, or a bug: never leak the socket
-            if not isinstance(exc, (OSError, RuntimeError, WebSocketDisconnect)):
-                log.exception("socket failed")
-            await self.close(1011, "internal error")
+        except Exception as exc:
+            await self._failed(exc)
         finally:
+            # An execution outlives its socket: what was submitted gets its answer, if only to drop it.
+            await asyncio.gather(*self._submissions, return_exceptions=True)
             if self.conn is not None:
                 await self.state.hub.unregister(self.conn)
             if self._slot is not None:
                 self.state.limiter.sockets.release(self._slot)
+
+    async def _failed(self, exc: Exception) -> None:
+        """The peer vanished mid-send, or a bug: never leak the socket."""
+        if not isinstance(exc, _PEER_GONE):
+            log.exception("socket failed")
+        await self.close(1011, "internal error")
 
     async def _serve(self) -> None:
         if not scope_origin_allowed(self.settings, self.ws.scope):
@@ -326,13 +341,13 @@ class Socket:
         elif kind == "message":
             parsed = _parse(MessageIn, message)
             self._require_writable()
-            await self._submit(parsed.id, AGENT_TURN_INTENT, {"text": parsed.text}, None)
+            await self._start_submission(parsed.id, AGENT_TURN_INTENT, {"text": parsed.text}, None)
         elif kind == "intent":
             parsed = _parse(IntentIn, message)
             self._require_writable()
             if parsed.intent == AGENT_TURN_INTENT:  # turns start with `message`, which the agent owns
                 raise SocketError("unknown_intent", f"no intent named {parsed.intent!r}")
-            await self._submit(parsed.id, parsed.intent, parsed.params, parsed.idempotency_key)
+            await self._start_submission(parsed.id, parsed.intent, parsed.params, parsed.idempotency_key)
         elif kind == "cancel":
             await self._cancel(_parse(CancelIn, message))
         elif kind == "resume":
@@ -351,6 +366,30 @@ class Socket:
     def _require_writable(self) -> None:
         if self.read_only:
             raise SocketError("read_only", f"{STREAM_PATH} is read-only: use {AGENT_PATH} to talk to the agent")
+
+    async def _start_submission(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
+        """Submissions run side by side: a client may pipeline intents on one socket
+        (each ack names its message), and the runtime gets them together."""
+        await self._submission_slots.acquire()
+        task = asyncio.create_task(self._submit_and_reply(message_id, intent, params, key))
+        self._submissions.add(task)
+        task.add_done_callback(self._submission_done)
+
+    def _submission_done(self, task: asyncio.Task[None]) -> None:
+        self._submissions.discard(task)
+        self._submission_slots.release()
+
+    async def _submit_and_reply(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
+        try:
+            await self._submit(message_id, intent, params, key)
+        except SocketError as error:
+            await self._reply_error(error, message_id)
+        except Problem as problem:
+            await self._reply_error(_from_problem(problem), message_id)
+        except _PEER_GONE:
+            pass  # no ack to send; the receive loop still submits what the peer sent before it left
+        except Exception as exc:
+            await self._failed(exc)
 
     async def _submit(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
         auth, conn = self.auth, self.conn

@@ -13,12 +13,12 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentd.bus import EVENTS
-from intentd.problems import Problem
+from intentd.problems import Problem, invalid_request, problem_of
 from intentd.runtime.engine import TERMINAL, CreateRequest, Engine, public_execution
-from intentd.runtime.metrics import EXECUTIONS_CREATED
+from intentd.runtime.metrics import BATCH_ITEMS, EXECUTIONS_CREATED
 from intentd.store.credentials import account_state
 from intentd.store.events import OUTCOMES, read_execution
 from intentd.store.schema import executions
@@ -88,16 +88,53 @@ class CreateBody(BaseModel):
 
 @router.post("/executions", status_code=202, response_model=dict[str, Any])
 async def create_execution(body: CreateBody, who: CallerDep, engine: EngineDep) -> Response:
-    tenant = who.tenant_id or body.tenant_id
-    created = await create(
-        engine,
-        CreateRequest(intent=body.intent, params=body.params, tenant_id=tenant, user_id=body.user_id,
-                      session_id=body.session_id, idempotency_key=body.idempotency_key,
-                      parent_id=body.parent_id, retry_of=body.retry_of),
-    )
+    created = await create(engine, _create_request(body, who))
     # A Response skips FastAPI's validation and encoding of the answer: the
     # hottest endpoint, and its answer is plain JSON built here.
     return Response(orjson.dumps(created), status_code=202, media_type="application/json")
+
+
+BATCH_MAX = 256
+
+
+class CreateBatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Each item is validated alone: one bad item fails alone.
+    items: list[Any] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+@router.post("/executions/batch", response_model=dict[str, Any])
+async def create_executions(body: CreateBatchBody, who: CallerDep, engine: EngineDep) -> Response:
+    """Several POST /executions in one request: ``{"items": [{"status", "body"}]}``, in order.
+
+    The experience plane sends together the submissions that arrive while
+    its earlier requests are in flight: one request's parsing, routing and
+    authentication for many executions.
+    """
+    BATCH_ITEMS.observe(len(body.items))
+    answers = await asyncio.gather(*(_create_item(engine, who, item) for item in body.items))
+    return Response(orjson.dumps({"items": answers}), media_type="application/json")
+
+
+async def _create_item(engine: Engine, who: Caller, item: Any) -> dict[str, Any]:
+    try:
+        created = await create(engine, _create_request(CreateBody.model_validate(item), who))
+    except ValidationError as exc:
+        return _item_of(invalid_request(exc.errors()))
+    except Exception as exc:
+        return _item_of(problem_of(exc))
+    return {"status": 202, "body": created}
+
+
+def _item_of(problem: Problem) -> dict[str, Any]:
+    return {"status": problem.status, "body": problem.body()}
+
+
+def _create_request(body: CreateBody, who: Caller) -> CreateRequest:
+    return CreateRequest(intent=body.intent, params=body.params, tenant_id=who.tenant_id or body.tenant_id,
+                         user_id=body.user_id, session_id=body.session_id, idempotency_key=body.idempotency_key,
+                         parent_id=body.parent_id, retry_of=body.retry_of)
 
 
 async def create(engine: Engine, request: CreateRequest) -> dict[str, Any]:
