@@ -12,22 +12,25 @@ from harness import IntentdProcess
 from wsclient import Sock, login, new_session, of_type
 
 
-async def test_experience_process_talks_to_a_separate_runtime_process(
-    intentd_process, redis_url: str, tmp_path: Path
-) -> None:
+def _planes(intentd_process, redis_url: str, tmp_path: Path, **experience_env: str
+            ) -> tuple[IntentdProcess, IntentdProcess, str]:
+    """`serve runtime` and `serve experience` (admin ops@example.com): (runtime, experience, admin password)."""
     data_dir = str(tmp_path / "shared")
     shared = {"INTENTD_REDIS_URL": redis_url}
     runtime: IntentdProcess = intentd_process(["serve", "runtime", "--data-dir", data_dir], env=shared)
     password = secrets.token_urlsafe(12)
     experience: IntentdProcess = intentd_process(
         ["serve", "experience", "--data-dir", data_dir],
-        env={
-            **shared,
-            "INTENTD_RUNTIME_URL": runtime.url,
-            "INTENTD_ADMIN_EMAIL": "ops@example.com",
-            "INTENTD_ADMIN_PASSWORD": password,
-        },
+        env={**shared, "INTENTD_RUNTIME_URL": runtime.url, "INTENTD_ADMIN_EMAIL": "ops@example.com",
+             "INTENTD_ADMIN_PASSWORD": password, **experience_env},
     )
+    return runtime, experience, password
+
+
+async def test_experience_process_talks_to_a_separate_runtime_process(
+    intentd_process, redis_url: str, tmp_path: Path
+) -> None:
+    _, experience, password = _planes(intentd_process, redis_url, tmp_path)
     async with httpx.AsyncClient(base_url=experience.url, timeout=15) as http:
         ready = await http.get("/ready")
         assert ready.status_code == 200 and ready.json()["checks"]["runtime"] == "ok"
@@ -65,16 +68,10 @@ async def test_pipelined_intents_travel_together_and_outlive_their_socket(
 ) -> None:
     """One socket's pipelined intents are handled side by side, and reach the
     runtime in shared requests; closing the socket loses none of them."""
-    data_dir = str(tmp_path / "shared")
-    shared = {"INTENTD_REDIS_URL": redis_url}
-    runtime: IntentdProcess = intentd_process(["serve", "runtime", "--data-dir", data_dir], env=shared)
-    password = secrets.token_urlsafe(12)
-    experience: IntentdProcess = intentd_process(
-        ["serve", "experience", "--data-dir", data_dir],
-        env={**shared, "INTENTD_RUNTIME_URL": runtime.url, "INTENTD_ADMIN_EMAIL": "ops@example.com",
-             "INTENTD_ADMIN_PASSWORD": password,
-             # A burst of intents on one socket, not a rate-limit test.
-             "INTENTD_SOCKET_MESSAGES_PER_SECOND": "1000", "INTENTD_INTENTS_PER_MINUTE": "1000"},
+    # A burst of intents on one socket, not a rate-limit test.
+    runtime, experience, password = _planes(
+        intentd_process, redis_url, tmp_path,
+        INTENTD_SOCKET_MESSAGES_PER_SECOND="1000", INTENTD_INTENTS_PER_MINUTE="1000",
     )
     count = 60
     async with httpx.AsyncClient(base_url=experience.url, timeout=15) as http, \
