@@ -56,6 +56,12 @@ def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, t
         assert refused.status_code == 503, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["code"] == "unavailable"
+        # A batch: the database's fault is each valid item's answer; the others keep theirs.
+        batch = api.post("/api/runtime/executions/batch", json={"items": [
+            {"intent": "echo", "params": {}, "tenant_id": "t"}, {"intent": "no.such.intent", "tenant_id": "t"}]})
+        assert batch.status_code == 200, batch.text
+        assert [(a["status"], a["body"]["code"]) for a in batch.json()["items"]] == [
+            (503, "unavailable"), (404, "unknown_intent")]
         not_ready = api.get("/ready")
         assert not_ready.status_code == 503
         assert not_ready.json()["code"] == "unavailable"
@@ -75,6 +81,13 @@ def test_postgres_outage_refuses_new_work_with_503_and_loses_nothing(tmp_path, t
         assert api.get("/ready").status_code == 200
         again = api.post("/api/runtime/executions", json={"intent": "echo", "params": {}, "tenant_id": "t"})
         assert again.status_code == 202
+        keyed = {"intent": "echo", "params": {"n": 1}, "tenant_id": "t", "idempotency_key": "k"}
+        batch = api.post("/api/runtime/executions/batch", json={"items": [
+            keyed, keyed, {**keyed, "params": {"n": 2}}]})
+        answers = batch.json()["items"]
+        assert [a["status"] for a in answers] == [202, 202, 409], answers
+        assert [a["body"]["duplicate"] for a in answers[:2]] == [False, True]
+        assert answers[0]["body"]["execution_id"] == answers[1]["body"]["execution_id"]
     finally:
         runtime.stop()
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from store_support import store_with_session
 
 from intentd.store import Store
-from intentd.store.acceptance import Duplicate, UnknownSession, accept
+from intentd.store.acceptance import Duplicate, UnknownSession, accept, accept_many
 from intentd.store.events import read_execution, read_session
 from intentd.store.schema import events, executions, sessions
 
@@ -84,3 +84,64 @@ async def test_concurrent_accepts_and_duplicates_keep_seq_gapless(store: Store) 
     assert sorted(o["seq"] for o in accepted) == list(range(1, 21))
     assert [e["seq"] for e in await read_session(store, "s1")] == list(range(1, 21))
     assert await _counts(store) == (20, 20, 20)
+
+
+# --- accept_many: a batch, each with its own outcome ---------------------------------------------
+
+
+async def _add_session(store: Store, session_id: str, tenant_id: str = "t") -> None:
+    now = time.time()
+    async with store.tx() as conn:
+        await conn.execute(sa.insert(sessions).values(id=session_id, tenant_id=tenant_id, token_hash=session_id,
+                                                      metadata={}, context={}, created_at=now, expires_at=now + 60))
+
+
+async def test_a_batch_gives_each_execution_its_own_outcome_and_gapless_seqs(store: Store) -> None:
+    await _add_session(store, "s2")
+    existing = _values()
+    await accept(store, existing)  # s1: seq 1
+    twice = _values()
+    batch = [
+        _values(session_id="s2"),
+        _values(),
+        {**existing, "created_at": time.time()},  # already accepted
+        twice,
+        _values(session_id="nope"),
+        _values(session_id="s1", tenant_id="other-tenant"),
+        _values(session_id=None),
+        {**twice, "created_at": time.time()},  # the same execution again, in the same batch
+        _values(session_id="s2"),
+        _values(),
+    ]
+    outcomes = await accept_many(store, batch)
+    kinds = [type(o).__name__ if not isinstance(o, dict) else o["seq"] for o in outcomes]
+    assert kinds == [1, 2, "Duplicate", 3, "UnknownSession", "UnknownSession", None, "Duplicate", 2, 4]
+    for values, outcome in zip(batch, outcomes):
+        if isinstance(outcome, dict):
+            assert outcome["execution_id"] == values["id"] and outcome["n"] == 0
+            assert await read_execution(store, values["id"]) == [outcome], "what is returned is what was stored"
+    assert [e["seq"] for e in await read_session(store, "s1")] == [1, 2, 3, 4]
+    assert [e["seq"] for e in await read_session(store, "s2")] == [1, 2]
+    async with store.read() as conn:
+        rows = (await conn.execute(sa.select(sa.func.count()).select_from(executions))).scalar_one()
+        logged = (await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar_one()
+    assert (rows, logged) == (7, 7)
+
+
+async def test_concurrent_batches_over_the_same_sessions_keep_seqs_gapless(store: Store) -> None:
+    await _add_session(store, "s2")
+    ids = [str(uuid.uuid4()) for _ in range(60)]
+
+    def batch(part: list[str]) -> list[dict]:
+        return [_values(i, session_id=("s1", "s2")[n % 2]) for n, i in enumerate(part)]
+
+    # Four batches at once, in different orders, each id in two of them.
+    results = await asyncio.gather(
+        accept_many(store, batch(ids[:30])), accept_many(store, batch(ids[30:])),
+        accept_many(store, batch(ids[::-1][:30])), accept_many(store, batch(ids[::-1][30:])),
+    )
+    accepted = [o for outcomes in results for o in outcomes if isinstance(o, dict)]
+    assert len(accepted) == 60
+    assert all(isinstance(o, Duplicate) for outcomes in results for o in outcomes if not isinstance(o, dict))
+    for session_id in ("s1", "s2"):
+        assert [e["seq"] for e in await read_session(store, session_id)] == list(range(1, 31))

@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intentd.bus import EVENTS
-from intentd.problems import Problem, invalid_request, problem_of
+from intentd.problems import Problem, invalid_request
 from intentd.runtime.engine import TERMINAL, CreateRequest, Engine, public_execution
 from intentd.runtime.metrics import BATCH_ITEMS, EXECUTIONS_CREATED
 from intentd.store.credentials import account_state
@@ -113,22 +113,23 @@ async def create_executions(body: CreateBatchBody, who: CallerDep, engine: Engin
     authentication for many executions.
     """
     BATCH_ITEMS.observe(len(body.items))
-    answers = await asyncio.gather(*(_create_item(engine, who, item) for item in body.items))
+    requests: list[CreateRequest | Problem] = []
+    for item in body.items:
+        try:
+            requests.append(_create_request(CreateBody.model_validate(item), who))
+        except ValidationError as exc:
+            requests.append(invalid_request(exc.errors()))
+    valid = [request for request in requests if isinstance(request, CreateRequest)]
+    created = iter(await engine.create_many(valid))
+    answers = []
+    for request in requests:
+        outcome = request if isinstance(request, Problem) else next(created)
+        if isinstance(outcome, Problem):
+            answers.append({"status": outcome.status, "body": outcome.body()})
+        else:
+            assert isinstance(request, CreateRequest)
+            answers.append({"status": 202, "body": _answer(request, *outcome)})
     return Response(orjson.dumps({"items": answers}), media_type="application/json")
-
-
-async def _create_item(engine: Engine, who: Caller, item: Any) -> dict[str, Any]:
-    try:
-        created = await create(engine, _create_request(CreateBody.model_validate(item), who))
-    except ValidationError as exc:
-        return _item_of(invalid_request(exc.errors()))
-    except Exception as exc:
-        return _item_of(problem_of(exc))
-    return {"status": 202, "body": created}
-
-
-def _item_of(problem: Problem) -> dict[str, Any]:
-    return {"status": problem.status, "body": problem.body()}
 
 
 def _create_request(body: CreateBody, who: Caller) -> CreateRequest:
@@ -139,7 +140,10 @@ def _create_request(body: CreateBody, who: Caller) -> CreateRequest:
 
 async def create(engine: Engine, request: CreateRequest) -> dict[str, Any]:
     """What POST /executions answers; the embedded experience plane calls it in-process."""
-    row, duplicate = await engine.create(request)
+    return _answer(request, *await engine.create(request))
+
+
+def _answer(request: CreateRequest, row: dict[str, Any], duplicate: bool) -> dict[str, Any]:
     if not duplicate:
         EXECUTIONS_CREATED.labels(request.intent).inc()
     return {"execution_id": row["execution_id"], "status": row["status"], "duplicate": duplicate, "execution": row}

@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,13 @@ from pydantic import ValidationError
 from intentd.bus import CONTROL, EVENTS, Bus
 from intentd.config import Settings
 from intentd.logs import adopt_logger
-from intentd.problems import Problem, field_errors
+from intentd.problems import Problem, field_errors, problem_of
 from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
 from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
 from intentd.store.db import retry_transient
-from intentd.store.acceptance import Duplicate, UnknownSession, accept
+from intentd.store.acceptance import Duplicate, UnknownSession, accept, accept_many
 from intentd.store.events import OUTCOMES, EventLog, NewEvent
 from intentd.store.schema import executions, runtime_replicas, sessions
 
@@ -187,6 +188,49 @@ class Engine:
         ``enqueue=False`` leaves the start to the caller: a parent workflow
         starts its children itself, since DBOS cannot start one inside a step.
         """
+        values = self._row_to_accept(request, execution_id)
+        try:
+            recorded = await accept(self.store, values)
+        except (Duplicate, UnknownSession) as refused:
+            return await self._refused(request, values, refused, enqueue)
+        await self.events.publish([recorded])
+        return await self._accepted_row(values, enqueue), False
+
+    async def create_many(self, requests: list[CreateRequest]) -> list[tuple[dict[str, Any], bool] | Problem]:
+        """``create`` for each request, their acceptance written together: each answer, or its problem."""
+        prepared: list[dict[str, Any] | Problem] = []
+        for request in requests:
+            try:
+                prepared.append(self._row_to_accept(request, None))
+            except Problem as problem:
+                prepared.append(problem)
+        rows = [values for values in prepared if not isinstance(values, Problem)]
+        try:
+            outcomes: Iterator[Any] = iter(await accept_many(self.store, rows))
+        except Exception as exc:  # the database is down: the requests that needed it meet that
+            outcomes = iter([exc] * len(rows))
+        accepted = [(values, next(outcomes)) if not isinstance(values, Problem) else (values, None)
+                    for values in prepared]
+        await self.events.publish([outcome for _, outcome in accepted if isinstance(outcome, dict)])
+
+        async def settle(request: CreateRequest, values: Any, outcome: Any) -> tuple[dict[str, Any], bool] | Problem:
+            try:
+                if isinstance(values, Problem):
+                    return values
+                if isinstance(outcome, (Duplicate, UnknownSession)):
+                    return await self._refused(request, values, outcome, True)
+                if isinstance(outcome, Exception):
+                    return problem_of(outcome)
+                return await self._accepted_row(values, True), False
+            except Exception as exc:  # this one's fault alone (a start that failed is retried by the reconciler)
+                return problem_of(exc)
+
+        return list(await asyncio.gather(
+            *(settle(request, values, outcome) for request, (values, outcome) in zip(requests, accepted, strict=True))
+        ))
+
+    def _row_to_accept(self, request: CreateRequest, execution_id: str | None) -> dict[str, Any]:
+        """The execution row ``request`` asks for; a Problem when the request is not valid."""
         spec = self.registry.get(request.intent)
         if spec is None:
             raise Problem(404, "unknown_intent", f"unknown intent {request.intent!r}")
@@ -201,31 +245,33 @@ class Engine:
                 if request.idempotency_key
                 else str(uuid.uuid4())
             )
-        digest = params_hash(request.intent, request.params)
-        values = {
+        return {
             "id": execution_id, "tenant_id": request.tenant_id, "user_id": request.user_id,
             "session_id": request.session_id, "parent_id": request.parent_id, "retry_of": request.retry_of,
-            "intent": request.intent, "params": request.params, "params_hash": digest,
+            "intent": request.intent, "params": request.params, "params_hash": params_hash(request.intent, request.params),
             "idempotency_key": request.idempotency_key, "status": "accepted", "created_at": time.time(),
         }
-        try:
-            recorded = await accept(self.store, values)
-        except UnknownSession:
-            raise Problem(404, "not_found", "no such session") from None
-        except Duplicate:
-            row = await self._row(execution_id)
-            assert row is not None
-            if row["params_hash"] != digest or row["tenant_id"] != request.tenant_id:
-                raise Problem(409, "idempotency_conflict",
-                              "this idempotency key was used with a different intent or params") from None
-            if enqueue and row["status"] == "accepted":  # accepted, then a crash before it started
-                await self.enqueue(execution_id)
-            return public_execution(row), True
-        await self.events.publish([recorded])
+
+    async def _accepted_row(self, values: dict[str, Any], enqueue: bool) -> dict[str, Any]:
         row = _new_row(values)
         if enqueue:
-            await self.start_or_enqueue(execution_id, row)
-        return public_execution(row), False
+            await self.start_or_enqueue(values["id"], row)
+        return public_execution(row)
+
+    async def _refused(
+        self, request: CreateRequest, values: dict[str, Any], refused: Duplicate | UnknownSession, enqueue: bool
+    ) -> tuple[dict[str, Any], bool]:
+        """A submission that wrote nothing: the execution it repeats, or why not."""
+        if isinstance(refused, UnknownSession):
+            raise Problem(404, "not_found", "no such session")
+        row = await self._row(values["id"])
+        assert row is not None
+        if row["params_hash"] != values["params_hash"] or row["tenant_id"] != request.tenant_id:
+            raise Problem(409, "idempotency_conflict",
+                          "this idempotency key was used with a different intent or params")
+        if enqueue and row["status"] == "accepted":  # accepted, then a crash before it started
+            await self.enqueue(values["id"])
+        return public_execution(row), True
 
     async def start_or_enqueue(self, execution_id: str, accepted: dict[str, Any]) -> None:
         """Start at once when this process has a free slot; else queue it for the first replica with one.

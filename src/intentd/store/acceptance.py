@@ -2,11 +2,14 @@
 
 The event takes the session's next seq. Nothing is written when the
 execution id exists already (an idempotent resubmission) or the session is
-not the tenant's.
+not the tenant's. ``accept_many`` accepts a batch, each execution with its
+own outcome: on PostgreSQL in one transaction of at most two statements.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
@@ -14,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 
 from intentd.store.db import Store, dialect_insert
-from intentd.store.events import NewEvent, event_row, insert_first, wire
+from intentd.store.events import LOCK_SESSIONS, NewEvent, event_row, insert_first, wire
 from intentd.store.schema import executions, sessions
 
 ACCEPTED = "execution.accepted"
@@ -33,6 +36,56 @@ async def accept(store: Store, values: dict[str, Any]) -> dict[str, Any]:
     if store.dialect == "postgresql":
         return await _accept_in_one_statement(store, values)
     return await store.run_write(partial(_accept_in, values=values))
+
+
+# The event as clients see it; Duplicate, UnknownSession or a database error when nothing was written.
+Outcome = dict[str, Any] | Exception
+
+
+async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome]:
+    """``accept`` for each of ``batch``, in order: its outcome, an exception returned, not raised.
+
+    On PostgreSQL the batch is one transaction: a database error is raised, and nothing was written.
+    """
+    if store.dialect != "postgresql" or len(batch) == 1:
+        return list(await asyncio.gather(*(_outcome(accept(store, values)) for values in batch)))
+    # An id twice in the batch (one idempotency key, twice): the first is accepted, the rest are its duplicates.
+    first: dict[str, int] = {}
+    for index, values in enumerate(batch):
+        first.setdefault(values["id"], index)
+    unique = [batch[index] for index in sorted(first.values())]
+    events = [_accepted(values) for values in unique]
+    params = {column: [values[column] for values in unique] for column in _ACCEPT_MANY_COLUMNS}
+    params["params"] = [orjson.dumps(values["params"]).decode() for values in unique]
+    params["data"] = [orjson.dumps(event.data).decode() for event in events]
+    params["type"] = ACCEPTED
+    sessions_ids = sorted({values["session_id"] for values in unique if values["session_id"] is not None})
+    async with store.engine.begin() as conn:
+        if sessions_ids:
+            # First, and in id order, as the event log does: two batches over the
+            # same sessions (or the same executions) wait for each other, never deadlock.
+            await conn.execute(LOCK_SESSIONS, {"ids": sessions_ids})
+        rows = (await conn.execute(_ACCEPT_MANY_POSTGRESQL, params)).all()
+    outcomes: dict[str, Outcome] = {}
+    for row, values, event in zip(rows, unique, events, strict=True):
+        if row.inserted:
+            outcomes[values["id"]] = wire(event_row(event, row.seq))
+        elif values["session_id"] is not None and not row.session_found:
+            outcomes[values["id"]] = UnknownSession()
+        else:
+            outcomes[values["id"]] = Duplicate()
+    return [
+        outcomes[values["id"]] if first[values["id"]] == index or isinstance(outcomes[values["id"]], UnknownSession)
+        else Duplicate()
+        for index, values in enumerate(batch)
+    ]
+
+
+async def _outcome(accepting: Awaitable[dict[str, Any]]) -> Outcome:
+    try:
+        return await accepting
+    except Exception as refused:  # each its own: the others may have been written
+        return refused
 
 
 def _accepted(values: dict[str, Any]) -> NewEvent:
@@ -106,4 +159,53 @@ WITH own_session AS (
 SELECT EXISTS (SELECT 1 FROM execution) AS inserted,
        EXISTS (SELECT 1 FROM own_session) AS session_found,
        (SELECT seq FROM event) AS seq
+""")
+
+_ACCEPT_MANY_COLUMNS = ("id", "tenant_id", "user_id", "session_id", "parent_id", "retry_of", "intent",
+                        "params_hash", "idempotency_key", "created_at")
+# The statement above for many executions: in the batch's order, each session's
+# executions take its next seqs, one each, only for the rows that went in.
+_ACCEPT_MANY_POSTGRESQL = sa.text("""
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:id AS varchar[]), CAST(:tenant_id AS varchar[]), CAST(:user_id AS varchar[]),
+        CAST(:session_id AS varchar[]), CAST(:parent_id AS varchar[]), CAST(:retry_of AS varchar[]),
+        CAST(:intent AS varchar[]), CAST(:params AS text[]), CAST(:params_hash AS varchar[]),
+        CAST(:idempotency_key AS varchar[]), CAST(:created_at AS float8[]), CAST(:data AS text[])
+    ) WITH ORDINALITY AS i(id, tenant_id, user_id, session_id, parent_id, retry_of, intent, params, params_hash,
+                           idempotency_key, created_at, data, ord)
+), checked AS (
+    SELECT i.*, i.session_id IS NULL OR EXISTS (
+        SELECT 1 FROM sessions s WHERE s.id = i.session_id AND s.tenant_id = i.tenant_id
+    ) AS session_found
+    FROM input i
+), execution AS (
+    INSERT INTO executions (id, tenant_id, user_id, session_id, parent_id, retry_of, intent, params,
+                            params_hash, idempotency_key, status, created_at)
+    SELECT id, tenant_id, user_id, session_id, parent_id, retry_of, intent, CAST(params AS json),
+           params_hash, idempotency_key, 'accepted', created_at
+    FROM checked WHERE session_found
+    ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), numbered AS (
+    SELECT c.id, c.session_id, row_number() OVER (PARTITION BY c.session_id ORDER BY c.ord) AS k
+    FROM checked c JOIN execution e ON e.id = c.id
+    WHERE c.session_id IS NOT NULL
+), taken AS (
+    UPDATE sessions s SET last_seq = s.last_seq + t.n
+    FROM (SELECT session_id, count(*) AS n FROM numbered GROUP BY session_id) AS t
+    WHERE s.id = t.session_id
+    RETURNING s.id, s.last_seq - t.n AS before
+), event AS (
+    INSERT INTO events (execution_id, n, session_id, seq, type, data, created_at)
+    SELECT c.id, 0, taken.id, taken.before + numbered.k, :type, CAST(c.data AS json), c.created_at
+    FROM checked c JOIN execution e ON e.id = c.id
+    LEFT JOIN numbered ON numbered.id = c.id
+    LEFT JOIN taken ON taken.id = c.session_id
+    RETURNING execution_id, seq
+)
+SELECT c.ord, e.execution_id IS NOT NULL AS inserted, c.session_found, e.seq
+FROM checked c LEFT JOIN event e ON e.execution_id = c.id
+ORDER BY c.ord
 """)

@@ -227,7 +227,7 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
         if store.dialect == "postgresql" and len(counts) > 1:
             # Row locks in id order: two replicas whose batches share sessions
             # wait for each other instead of deadlocking. (SQLite has one writer.)
-            conn.execute(_LOCK_SESSIONS, {"ids": sorted(counts)})
+            conn.execute(LOCK_SESSIONS, {"ids": sorted(counts)})
         reserved = conn.execute(_RESERVE_SEQS[store.dialect], {"counts": orjson.dumps(counts).decode()})
         # A session deleted meanwhile keeps none of these events.
         next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
@@ -256,7 +256,7 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
 
 # Statements built once: the event log is the hottest write path, and
 # building and hashing a statement per batch cost more than running it.
-_LOCK_SESSIONS = (
+LOCK_SESSIONS = (
     sa.select(sessions.c.id)
     .where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(sessions.c.id)
