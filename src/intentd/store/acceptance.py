@@ -2,13 +2,12 @@
 
 The event takes the session's next seq. Nothing is written when the
 execution id exists already (an idempotent resubmission) or the session is
-not the tenant's. ``accept_many`` accepts a batch, each execution with its
-own outcome: on PostgreSQL in one transaction of at most two statements.
+not the tenant's. ``accept_many`` accepts a batch in one transaction, each
+execution with its own outcome (on PostgreSQL in two statements).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from functools import partial
 from typing import Any
@@ -45,10 +44,12 @@ Outcome = dict[str, Any] | Exception
 async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome]:
     """``accept`` for each of ``batch``, in order: its outcome, an exception returned, not raised.
 
-    On PostgreSQL the batch is one transaction: a database error is raised, and nothing was written.
+    The batch is one transaction: a database error is raised, and nothing was written.
     """
-    if store.dialect != "postgresql" or len(batch) == 1:
-        return list(await asyncio.gather(*(_outcome(accept(store, values)) for values in batch)))
+    if len(batch) == 1:
+        return [await _outcome(accept(store, batch[0]))]
+    if store.dialect == "sqlite":
+        return await store.run_write(partial(_accept_each_in, batch=batch))
     # An id twice in the batch (one idempotency key, twice): the first is accepted, the rest are its duplicates.
     first: dict[str, int] = {}
     for index, values in enumerate(batch):
@@ -84,8 +85,20 @@ async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome
 async def _outcome(accepting: Awaitable[dict[str, Any]]) -> Outcome:
     try:
         return await accepting
-    except Exception as refused:  # each its own: the others may have been written
+    except Exception as refused:
         return refused
+
+
+def _accept_each_in(conn: sa.Connection, batch: list[dict[str, Any]]) -> list[Outcome]:
+    """One transaction (one commit) for the batch; a savepoint each, so a refusal undoes only its own."""
+    outcomes: list[Outcome] = []
+    for values in batch:
+        try:
+            with conn.begin_nested():
+                outcomes.append(_accept_in(conn, values))
+        except (Duplicate, UnknownSession) as refused:
+            outcomes.append(refused)
+    return outcomes
 
 
 def _accepted(values: dict[str, Any]) -> NewEvent:
