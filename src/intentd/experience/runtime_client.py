@@ -16,12 +16,11 @@ slot waits for its answer go together in the next request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
-
-import asyncio
-from dataclasses import dataclass, field
 
 import httpx
 import orjson

@@ -1,7 +1,8 @@
 """The execution engine: executions are DBOS workflows, their events go to the store.
 
 Create: the execution row and its ``execution.accepted`` event (with the
-session's next seq) are written atomically (``intentd.store.acceptance``);
+session's next seq) are written atomically (``intentd.store.acceptance``; a
+batch of submissions in one transaction, ``create_many``);
 then the workflow starts at once when this process has a free slot, or is
 enqueued on a DBOS queue, under the execution id, which DBOS treats as the
 idempotency key.
@@ -194,7 +195,7 @@ class Engine:
         except (Duplicate, UnknownSession) as refused:
             return await self._refused(request, values, refused, enqueue)
         await self.events.publish([recorded])
-        return await self._accepted_row(values, enqueue), False
+        return await self._start_accepted(values, enqueue), False
 
     async def create_many(self, requests: list[CreateRequest]) -> list[tuple[dict[str, Any], bool] | Problem]:
         """``create`` for each request, their acceptance written together: each answer, or its problem."""
@@ -221,7 +222,7 @@ class Engine:
                     return await self._refused(request, values, outcome, True)
                 if isinstance(outcome, Exception):
                     return problem_of(outcome)
-                return await self._accepted_row(values, True), False
+                return await self._start_accepted(values, True), False
             except Exception as exc:  # this one's fault alone (a start that failed is retried by the reconciler)
                 return problem_of(exc)
 
@@ -252,7 +253,8 @@ class Engine:
             "idempotency_key": request.idempotency_key, "status": "accepted", "created_at": time.time(),
         }
 
-    async def _accepted_row(self, values: dict[str, Any], enqueue: bool) -> dict[str, Any]:
+    async def _start_accepted(self, values: dict[str, Any], enqueue: bool) -> dict[str, Any]:
+        """Start (or queue) the execution ``values`` just accepted; the execution as answered."""
         row = _new_row(values)
         if enqueue:
             await self.start_or_enqueue(values["id"], row)
