@@ -145,3 +145,29 @@ async def test_concurrent_batches_over_the_same_sessions_keep_seqs_gapless(store
     assert all(isinstance(o, Duplicate) for outcomes in results for o in outcomes if not isinstance(o, dict))
     for session_id in ("s1", "s2"):
         assert [e["seq"] for e in await read_session(store, session_id)] == list(range(1, 31))
+
+
+async def test_single_and_batch_accepts_of_the_same_executions_neither_deadlock_nor_duplicate(store: Store) -> None:
+    await _add_session(store, "s2")
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+
+    async def single(execution_id: str) -> object:
+        try:
+            return await accept(store, _values(execution_id))
+        except Duplicate as duplicate:
+            return duplicate
+
+    # Each id at once in a batch (two sessions) and alone.
+    batches = [accept_many(store, [_values(i, session_id=s) for i, s in zip(ids[k:k + 4], ("s2", "s1") * 2)])
+               for k in range(0, 40, 4)]
+    results = await asyncio.gather(*batches, *(single(i) for i in ids), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, Duplicate)]
+    assert not failures, failures[:3]
+    outcomes = [o for r in results for o in (r if isinstance(r, list) else [r])]
+    assert sum(isinstance(o, dict) for o in outcomes) == 40
+    logged = 0
+    for session_id in ("s1", "s2"):
+        found = [e["seq"] for e in await read_session(store, session_id)]
+        assert found == list(range(1, len(found) + 1))
+        logged += len(found)
+    assert logged == 40

@@ -147,9 +147,12 @@ _NEXT_SEQ = (
     .returning(sessions.c.last_seq)
 )
 _INSERT_EXECUTION = dialect_insert("sqlite", executions).on_conflict_do_nothing().returning(executions.c.id)
+# The session row is locked before the execution row goes in, as a batch
+# (``accept_many``) does: a batch and this statement accepting the same
+# execution wait for each other rather than deadlock.
 _ACCEPT_POSTGRESQL = sa.text("""
 WITH own_session AS (
-    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS varchar) AND tenant_id = :tenant_id
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS varchar) AND tenant_id = :tenant_id FOR UPDATE
 ), execution AS (
     INSERT INTO executions (id, tenant_id, user_id, session_id, parent_id, retry_of, intent, params,
                             params_hash, idempotency_key, status, created_at)
