@@ -25,6 +25,9 @@ async def test_sigterm_closes_sockets_with_1001_and_a_restart_keeps_users_sessio
         assert server.terminate() == 0, server.log_tail()
         for sock in (agent, stream):
             assert (await sock.closed(timeout=5)).code == 1001
+        # Stopped cleanly: nothing on the way out failed.
+        failed = [line for line in server.log_text().splitlines() if '"level": "error"' in line]
+        assert not failed, failed
 
         server.start()
         again = await login(http, server.admin_email, server.admin_password)

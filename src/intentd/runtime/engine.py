@@ -26,6 +26,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,9 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await _stop_running_workflows()
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+        # DBOS made its executor this loop's default (asyncio.to_thread) and has
+        # just shut it down; what closes after us (the store) still needs one.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
         if self.settings.is_postgres:
             # Stopped: let the others take our unfinished work now, not after a timeout.
             try:
