@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import sqlalchemy as sa
 from store_support import store_with_session
 
@@ -104,13 +105,18 @@ async def test_a_batch_keeps_arrival_order_per_session_and_merges_execution_chan
     assert [e["seq"] for e in recorded if e["session_id"] == "s2"] == list(range(1, 21))
     assert [e["data"]["i"] for e in await read_session(store, "s2")] == list(range(1, 40, 2))
     async with store.read() as conn:
-        row = (await conn.execute(sa.select(executions.c.progress, executions.c.progress_message))).one()
+        row = (await conn.execute(
+            sa.select(executions.c.progress, executions.c.progress_message, executions.c.status))).one()
         last = {r.id: r.last_seq for r in await conn.execute(sa.select(sessions.c.id, sessions.c.last_seq))}
     assert (row.progress, row.progress_message) == (38 / 20, "step 38"), "the batch's last change wins"
+    assert row.status == "running", "a column no event changed keeps its value"
     assert last == {"s1": 20, "s2": 20}
-    writes = [s for s in statements if s in ("INSERT", "UPDATE")]
-    # One seq reservation for both sessions, one INSERT for the events, one UPDATE for the execution.
-    assert writes.count("UPDATE") == 2 and writes.count("INSERT") == 1, statements
+    if store.dialect == "postgresql":
+        assert statements == ["WITH"], "one statement, its own transaction"
+    else:
+        writes = [s for s in statements if s in ("INSERT", "UPDATE")]
+        # One seq reservation for both sessions, one INSERT for the events, one UPDATE for the execution.
+        assert writes.count("UPDATE") == 2 and writes.count("INSERT") == 1, statements
     await store.close()
 
 
@@ -131,4 +137,55 @@ async def test_a_replay_inside_a_batch_keeps_the_new_events_and_a_gapless_seq(da
     assert [e["seq"] for e in batch if e is not None] == [2, 3]
     assert [(e["seq"], e["type"]) for e in await read_session(store, "s1")] == [
         (1, "execution.progress"), (2, "custom"), (3, "execution.progress")]
+    await store.close()
+
+
+async def test_an_outcome_sets_every_column_it_names_and_only_those(database_url) -> None:
+    store = await make_store(database_url)
+    log = EventLog(store, MemoryBus())
+    await log.start()
+    try:
+        await asyncio.gather(
+            log.append(NewEvent("execution.started", {}, "s1", "e1", n=1,
+                                execution_update={"status": "running", "started_at": 1.5})),
+            log.append(NewEvent("execution.progress", {}, "s1", "e1", n=2,
+                                execution_update={"progress": 0.25, "progress_message": "a quarter"})),
+            log.append(NewEvent("execution.failed", {}, "s1", "e1", n=3, execution_update={
+                "status": "failed", "finished_at": 2.75, "error_code": "boom", "error_message": "it broke"})),
+        )
+        with pytest.raises(ValueError, match="intent"):
+            await log.append(NewEvent("x", {}, "s1", "e1", n=4, execution_update={"intent": "other"}))
+    finally:
+        await log.close()
+    async with store.read() as conn:
+        row = (await conn.execute(sa.select(executions))).one()._mapping
+    assert {k: row[k] for k in ("status", "started_at", "finished_at", "progress", "progress_message",
+                                "error_code", "error_message", "result", "intent")} == {
+        "status": "failed", "started_at": 1.5, "finished_at": 2.75, "progress": 0.25,
+        "progress_message": "a quarter", "error_code": "boom", "error_message": "it broke", "result": None,
+        "intent": "echo"}
+    await store.close()
+
+
+async def test_two_writers_over_the_same_sessions_keep_every_seq_gapless(database_url) -> None:
+    """Two runtime replicas' event logs, their batches over the same sessions in opposite orders."""
+    store = await make_store(database_url)
+    await _add_session(store, "s2")
+    other = Store(store.url)
+    logs = [EventLog(store, MemoryBus()), EventLog(other, MemoryBus())]
+    for log in logs:
+        await log.start()
+    try:
+        recorded = await asyncio.gather(*(
+            logs[i % 2].append(NewEvent("custom", {"i": i}, ("s1", "s2")[(i // 2 + i) % 2]))
+            for i in range(400)
+        ))
+    finally:
+        for log in logs:
+            await log.close()
+        await other.close()
+    for session_id in ("s1", "s2"):
+        seqs = sorted(e["seq"] for e in recorded if e["session_id"] == session_id)
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert [e["seq"] for e in await read_session(store, session_id)] == seqs
     await store.close()

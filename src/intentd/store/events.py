@@ -3,7 +3,8 @@
 Appends are group-committed: concurrent callers' events are written in one
 transaction, in arrival order, and each caller awaits its own outcome. An
 event is published on the bus only after its transaction commits, so anything
-a client receives live is already durable and replayable.
+a client receives live is already durable and replayable; publishing runs
+beside the writer, in commit order, while the next batch is written.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def append_in(store: Store, conn: sa.Connection, event: NewEvent) -> dict[str, A
 
 
 OUTCOMES = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+# The execution columns an event may change (``NewEvent.execution_update``).
+CHANGEABLE = frozenset({"status", "result", "error_code", "error_message", "progress", "progress_message",
+                        "started_at", "finished_at"})
 
 
 def _diverged(store: Store, conn: sa.Connection, event: NewEvent) -> dict[str, Any] | None:
@@ -147,17 +151,30 @@ class EventLog:
         self.bus = bus
         self._queue: asyncio.Queue[tuple[NewEvent, asyncio.Future[dict[str, Any] | None]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # Recorded, not yet published; the publisher takes it all at once, in order.
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_filled = asyncio.Event()
+        self._closing = False
+        self._publisher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="event-log-writer")
+        self._publisher = asyncio.create_task(self._publish_forever(), name="event-log-publisher")
 
     async def close(self) -> None:
+        """Stop writing; publish what was recorded before."""
         if self._writer:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._publisher:
+            self._closing = True
+            self._outbox_filled.set()
+            await asyncio.gather(self._publisher, return_exceptions=True)
 
     async def append(self, event: NewEvent) -> dict[str, Any] | None:
         """Record one event durably and publish it. None when it was a duplicate."""
+        if not event.execution_update.keys() <= CHANGEABLE:
+            raise ValueError(f"an event cannot change {sorted(event.execution_update.keys() - CHANGEABLE)}")
         future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((event, future))
         return await future
@@ -185,16 +202,26 @@ class EventLog:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            recorded = [r for r in results if r is not None]
             for (_, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(result)
+            # Published by another task: the next batch is written meanwhile.
+            self._outbox += [r for r in results if r is not None]
+            self._outbox_filled.set()
+
+    async def _publish_forever(self) -> None:
+        while not (self._closing and not self._outbox):
+            await self._outbox_filled.wait()
+            self._outbox_filled.clear()
+            recorded, self._outbox = self._outbox, []
             await self.publish(recorded)
 
     async def _write(self, batch: list[tuple[NewEvent, Any]]) -> list[dict[str, Any] | None]:
+        appended = [event for event, _ in batch]
         try:
-            appended = [event for event, _ in batch]
-            return await self.store.run_write(lambda conn: append_batch(self.store, conn, appended))
+            if self.store.dialect == "postgresql":
+                return await append_batch_postgresql(self.store, appended)
+            return await self.store.run_write(lambda conn: append_batch_sqlite(conn, appended))
         except (_Recorded, IntegrityError):
             # A replay re-appended an event (or two replicas replaying the same
             # execution raced): one by one, so that only those come back as
@@ -212,23 +239,18 @@ class _Recorded(Exception):
     """Part of a batch was recorded before: roll the batch back and go one by one."""
 
 
-def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> list[dict[str, Any]]:
-    """Append ``batch`` in order inside the caller's transaction, in a few statements.
+def append_batch_sqlite(conn: sa.Connection, batch: list[NewEvent]) -> list[dict[str, Any]]:
+    """Append ``batch`` in order inside the caller's SQLite transaction, in a few statements.
 
     One UPDATE reserves the seqs of every session in the batch, one
     multi-row INSERT writes the events, one executemany per set of changed
-    columns applies the executions' merged changes: a few round trips for a
-    batch of hundreds. Raises ``_Recorded``
+    columns applies the executions' merged changes. Raises ``_Recorded``
     when an event was recorded already (a replay after recovery).
     """
     counts = Counter(event.session_id for event in batch if event.session_id is not None)
     next_seq: dict[str, int] = {}
     if counts:
-        if store.dialect == "postgresql" and len(counts) > 1:
-            # Row locks in id order: two replicas whose batches share sessions
-            # wait for each other instead of deadlocking. (SQLite has one writer.)
-            conn.execute(LOCK_SESSIONS, {"ids": sorted(counts)})
-        reserved = conn.execute(_RESERVE_SEQS[store.dialect], {"counts": orjson.dumps(counts).decode()})
+        reserved = conn.execute(_RESERVE_SEQS, {"counts": orjson.dumps(counts).decode()})
         # A session deleted meanwhile keeps none of these events.
         next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
     rows: list[dict[str, Any]] = []
@@ -240,11 +262,10 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
         rows.append(event_row(event, seq))
         if event.execution_id is not None and event.execution_update:
             changes.setdefault(event.execution_id, {}).update(event.execution_update)
-    inserted = conn.execute(_INSERT_EVENTS[store.dialect], rows).all()
+    inserted = conn.execute(_INSERT_EVENTS, rows).all()
     if len(inserted) != len(rows):
         raise _Recorded
-    # The parameters name the columns to SET: one executemany (one round trip
-    # on PostgreSQL) per set of columns, in id order within it.
+    # The parameters name the columns to SET: one executemany per set of columns.
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for execution_id in sorted(changes):
         change = changes[execution_id]
@@ -254,33 +275,96 @@ def append_batch(store: Store, conn: sa.Connection, batch: list[NewEvent]) -> li
     return [wire(row) for row in rows]
 
 
+async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[dict[str, Any]]:
+    """``append_batch_sqlite`` on PostgreSQL as one statement, its own transaction: one round trip.
+
+    Each statement of a transaction waits its turn on a busy event loop: as
+    six (BEGIN, lock, seqs, events, executions, COMMIT) they made the log's
+    single writer the runtime's bottleneck. Raises
+    ``IntegrityError`` when an event was recorded already (a replay), and
+    nothing is written.
+    """
+    k: Counter[str] = Counter()
+    positions: list[int | None] = []  # each event's place among its session's events in this batch
+    for event in batch:
+        if event.session_id is None:
+            positions.append(None)
+        else:
+            k[event.session_id] += 1
+            positions.append(k[event.session_id])
+    changes: dict[str, dict[str, Any]] = {}
+    for event in batch:
+        if event.execution_id is not None and event.execution_update:
+            changes.setdefault(event.execution_id, {}).update(event.execution_update)
+    params = {
+        "execution_id": [event.execution_id for event in batch], "n": [event.n for event in batch],
+        "session_id": [event.session_id for event in batch], "k": positions,
+        "type": [event.type for event in batch], "data": [orjson.dumps(event.data).decode() for event in batch],
+        "created_at": [event.created_at for event in batch],
+        "eid": list(changes), "change": [orjson.dumps(change).decode() for change in changes.values()],
+    }
+    async with store.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        seqs = (await conn.execute(_APPEND_POSTGRESQL, params)).scalars().all()
+    return [wire(event_row(event, seq)) for event, seq in zip(batch, seqs, strict=True)]
+
+
 # Statements built once: the event log is the hottest write path, and
 # building and hashing a statement per batch cost more than running it.
-LOCK_SESSIONS = (
-    sa.select(sessions.c.id)
-    .where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(sessions.c.id)
-    .with_for_update()
-)
 # Every session's seqs in one statement, whatever the batch: {session id: count} as JSON.
-_RESERVE_SEQS = {
-    "sqlite": sa.text(
-        "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value"
-        " FROM json_each(:counts) AS reserved WHERE sessions.id = reserved.key"
-        " RETURNING sessions.id, sessions.last_seq"
-    ),
-    "postgresql": sa.text(
-        "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value::int"
-        " FROM json_each_text(CAST(:counts AS json)) AS reserved WHERE sessions.id = reserved.key"
-        " RETURNING sessions.id, sessions.last_seq"
-    ),
-}
-_INSERT_EVENTS = {
-    dialect: dialect_insert(dialect, events).on_conflict_do_nothing(index_elements=["execution_id", "n"])
+_RESERVE_SEQS = sa.text(
+    "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value"
+    " FROM json_each(:counts) AS reserved WHERE sessions.id = reserved.key"
+    " RETURNING sessions.id, sessions.last_seq"
+)
+_INSERT_EVENTS = (
+    dialect_insert("sqlite", events).on_conflict_do_nothing(index_elements=["execution_id", "n"])
     .returning(events.c.id)
-    for dialect in ("sqlite", "postgresql")
-}
+)
 _UPDATE_EXECUTION = sa.update(executions).where(executions.c.id == sa.bindparam("eid"))
+
+
+# ``append_batch_postgresql``'s statement. The sessions are locked first, in id
+# order (the scalar subquery runs once, before the UPDATE reads a row): two
+# replicas whose batches share sessions wait for each other, never deadlock.
+# A session deleted meanwhile takes no seq, and its events keep none.
+# The executions' merged changes: each column is set only when its key is there.
+_APPEND_POSTGRESQL = sa.text("""
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:execution_id AS varchar[]), CAST(:n AS int[]), CAST(:session_id AS varchar[]), CAST(:k AS int[]),
+        CAST(:type AS varchar[]), CAST(:data AS text[]), CAST(:created_at AS float8[])
+    ) WITH ORDINALITY AS i(execution_id, n, session_id, k, type, data, created_at, ord)
+), counts AS (
+    SELECT session_id, max(k) AS taken FROM input WHERE session_id IS NOT NULL GROUP BY session_id
+), locked AS (
+    SELECT s.id FROM sessions s WHERE s.id IN (SELECT session_id FROM counts) ORDER BY s.id FOR UPDATE
+), reserved AS (
+    UPDATE sessions s SET last_seq = s.last_seq + c.taken
+    FROM counts c
+    WHERE s.id = c.session_id AND (SELECT count(*) FROM locked) >= 0
+    RETURNING s.id, s.last_seq - c.taken AS before
+), numbered AS (
+    SELECT i.*, r.id AS kept_session, r.before + i.k AS seq FROM input i LEFT JOIN reserved r ON r.id = i.session_id
+), recorded AS (
+    INSERT INTO events (execution_id, n, session_id, seq, type, data, created_at)
+    SELECT execution_id, n, kept_session, seq, type, CAST(data AS jsonb), created_at FROM numbered ORDER BY ord
+), changed AS (
+    UPDATE executions x SET
+        status = CASE WHEN u.c ? 'status' THEN u.c->>'status' ELSE x.status END,
+        result = CASE WHEN u.c ? 'result' THEN u.c->'result' ELSE x.result END,
+        error_code = CASE WHEN u.c ? 'error_code' THEN u.c->>'error_code' ELSE x.error_code END,
+        error_message = CASE WHEN u.c ? 'error_message' THEN u.c->>'error_message' ELSE x.error_message END,
+        progress = CASE WHEN u.c ? 'progress' THEN CAST(u.c->>'progress' AS float8) ELSE x.progress END,
+        progress_message = CASE WHEN u.c ? 'progress_message' THEN u.c->>'progress_message'
+                                ELSE x.progress_message END,
+        started_at = CASE WHEN u.c ? 'started_at' THEN CAST(u.c->>'started_at' AS float8) ELSE x.started_at END,
+        finished_at = CASE WHEN u.c ? 'finished_at' THEN CAST(u.c->>'finished_at' AS float8) ELSE x.finished_at END
+    FROM unnest(CAST(:eid AS varchar[]), CAST(:change AS jsonb[])) AS u(eid, c)
+    WHERE x.id = u.eid
+)
+SELECT seq FROM numbered ORDER BY ord
+""")
 
 
 _SESSION_EVENTS = (
