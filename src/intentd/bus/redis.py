@@ -1,8 +1,9 @@
 """Redis pub/sub bus for distributed mode.
 
-One publishing client and one subscriber connection per process. When Redis
-goes away, ``healthy`` turns false (subscribers then poll the event log) and a
-background task reconnects with backoff.
+One publishing client and one subscriber connection per process; messages
+published together travel as one JSON array. When Redis goes away,
+``healthy`` turns false (subscribers then poll the event log) and a background
+task reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -60,15 +61,12 @@ class RedisBus:
         await self._client.aclose()
 
     async def publish(self, topic: str, *messages: dict[str, Any]) -> None:
-        channel = self.prefix + topic
+        if not messages:
+            return
+        # Several messages travel as one JSON array: one command, one delivery per subscriber.
+        payload = orjson.dumps(messages[0] if len(messages) == 1 else messages)
         try:
-            if len(messages) == 1:
-                await self._client.publish(channel, orjson.dumps(messages[0]))
-                return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    pipe.publish(channel, orjson.dumps(message))
-                await pipe.execute()
+            await self._client.publish(self.prefix + topic, payload)
         except (aioredis.RedisError, OSError) as exc:
             # Health is the listener's to judge (it reconnects and says so);
             # one failed publish on a stale connection must not silence us.
@@ -97,7 +95,9 @@ class RedisBus:
                     if message["type"] != "message":
                         continue
                     topic = message["channel"].decode()[len(self.prefix) :]
-                    self._handlers.dispatch(topic, orjson.loads(message["data"]))
+                    data = orjson.loads(message["data"])
+                    for one in data if isinstance(data, list) else (data,):
+                        self._handlers.dispatch(topic, one)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
