@@ -300,6 +300,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith("INTENTD_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # Three test workers' deployments share PostgreSQL's 100 connections.
+    env["INTENTD_DBOS_POOL_SIZE"] = "8"
     env.update(extra or {})
     return env
 

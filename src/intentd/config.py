@@ -44,7 +44,9 @@ class Settings(BaseModel):
     # Connections per process: PostgreSQL's default of 100 must serve every
     # replica of both planes (each runtime also holds DBOS's own pool).
     db_pool_size: int = 8
-    dbos_pool_size: int = 8
+    # DBOS's own default. Each execution takes two of its transactions, in
+    # threads: with 8, 64 running executions queued for them (docs/performance.md).
+    dbos_pool_size: int = 20
 
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600
