@@ -47,7 +47,7 @@ from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_
 from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
-from intentd.store.db import retry_transient
+from intentd.store.db import ping_when_idle, retry_transient
 from intentd.store.acceptance import Duplicate, UnknownSession, accept, accept_many
 from intentd.store.events import OUTCOMES, EventLog, NewEvent
 from intentd.store.schema import executions, runtime_replicas, sessions
@@ -128,7 +128,7 @@ class Engine:
         _engine = self
         if not self.settings.is_postgres:
             _sqlite_wal(self.settings.system_database_url)
-        DBOS(
+        dbos = DBOS(
             config={
                 "name": "intentd",
                 "system_database_url": self.settings.system_database_url,
@@ -137,11 +137,17 @@ class Engine:
                 "log_level": "WARNING",
                 "notification_listener_polling_interval_sec": 0.1,
                 "sys_db_pool_size": self.settings.dbos_pool_size,
+                # DBOS pings every connection it takes from its pool: a round
+                # trip before each of an execution's two transactions. Only
+                # those idle for a while are pinged (PostgreSQL, below).
+                "db_engine_kwargs": {"pool_pre_ping": False},
             }
         )
         # Subscribed before launch: recovered workflows start listening at once.
         self._unsubscribe = [self.bus.subscribe(CONTROL, self._on_control), self.bus.subscribe(EVENTS, self._on_event)]
         DBOS.launch()
+        if self.settings.is_postgres:
+            ping_when_idle(dbos._sys_db.engine)
         # DBOS installs a plain-text handler of its own; ours writes JSON and redacts.
         adopt_logger("dbos", "DEBUG" if self.settings.log_level.upper() == "DEBUG" else "WARNING")
         # An *_async DBOS call right after launch also wakes workflows queued

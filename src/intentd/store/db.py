@@ -73,7 +73,7 @@ class Store:
                 url, pool_size=pool_size, max_overflow=pool_size // 2,
                 pool_timeout=30, connect_args={"timeout": 5, "command_timeout": 30}, **options,
             )
-            _ping_when_idle(self.engine.sync_engine)
+            ping_when_idle(self.engine.sync_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -142,7 +142,7 @@ class Store:
 PING_WHEN_IDLE_FOR = 0.5
 
 
-def _ping_when_idle(engine: sa.Engine) -> None:
+def ping_when_idle(engine: sa.Engine) -> None:
     """Pessimistic disconnect handling: a dead idle connection is replaced before anyone uses it."""
 
     @event.listens_for(engine, "checkin")
