@@ -8,7 +8,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from intentd.config import load_settings
 from intentd.store import Store
+from intentd.store.db import is_transient, native_statement
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import sessions
 
@@ -53,5 +55,38 @@ async def test_run_write_commits_on_return_and_rolls_back_on_error(database_url)
         ) == "kept"
         ids = await store.run_read(lambda conn: set(conn.execute(sa.select(sessions.c.id)).scalars()))
         assert ids == {"kept"}
+    finally:
+        await store.close()
+
+
+_INSERT_SESSION = native_statement(
+    "INSERT INTO sessions (id, tenant_id, token_hash, metadata, context, created_at, expires_at)"
+    " VALUES (:id, 't', :id, CAST('{}' AS jsonb), CAST('{}' AS jsonb), 0, 60) RETURNING id"
+)
+
+
+async def test_a_native_statement_fails_as_sqlalchemy_would_and_a_lost_connection_is_replaced(
+    fresh_postgres_url,
+) -> None:
+    url = load_settings({"INTENTD_DATABASE_URL": fresh_postgres_url()}).app_database_url
+    await upgrade_async(url)
+    store = Store(url, pool_size=1)
+    try:
+        assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": "s1"})] == ["s1"]
+        with pytest.raises(sa.exc.IntegrityError) as refused:
+            await store.fetch_native(_INSERT_SESSION, {"id": "s1"})
+        assert not is_transient(refused.value), "a duplicate is the caller's to handle, not to retry"
+
+        # The pooled connection dies (a PostgreSQL restart, a proxy's timeout).
+        pid = (await store.fetch_native(native_statement("SELECT pg_backend_pid() AS pid"), {}))[0]["pid"]
+        killer = Store(url)
+        try:
+            await killer.fetch_native(native_statement("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await killer.close()
+        with pytest.raises(sa.exc.OperationalError) as lost:
+            await store.fetch_native(_INSERT_SESSION, {"id": "s2"})
+        assert lost.value.connection_invalidated and is_transient(lost.value)
+        assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": "s2"})] == ["s2"]
     finally:
         await store.close()

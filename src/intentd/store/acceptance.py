@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from intentd.store.db import Store, dialect_insert
+from intentd.store.db import Store, dialect_insert, native_statement
 from intentd.store.events import NewEvent, event_row, insert_first, wire
 from intentd.store.schema import executions, sessions
 
@@ -60,14 +60,12 @@ async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome
     params["params"] = [orjson.dumps(values["params"]).decode() for values in unique]
     params["data"] = [orjson.dumps(event.data).decode() for event in events]
     params["type"] = ACCEPTED
-    async with store.engine.connect() as conn:  # one statement, its own transaction: one round trip
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        rows = (await conn.execute(_ACCEPT_MANY_POSTGRESQL, params)).all()
+    rows = await store.fetch_native(_ACCEPT_MANY_POSTGRESQL, params)  # one statement: one round trip
     outcomes: dict[str, Outcome] = {}
     for row, values, event in zip(rows, unique, events, strict=True):
-        if row.inserted:
-            outcomes[values["id"]] = wire(event_row(event, row.seq))
-        elif values["session_id"] is not None and not row.session_found:
+        if row["inserted"]:
+            outcomes[values["id"]] = wire(event_row(event, row["seq"]))
+        elif values["session_id"] is not None and not row["session_found"]:
             outcomes[values["id"]] = UnknownSession()
         else:
             outcomes[values["id"]] = Duplicate()
@@ -180,7 +178,7 @@ _ACCEPT_MANY_COLUMNS = ("id", "tenant_id", "user_id", "session_id", "parent_id",
 # The batch's sessions are locked first, in id order, as the event log does
 # (the scalar subquery runs once, before the first row goes in): two batches
 # over the same sessions, or the same executions, wait for each other.
-_ACCEPT_MANY_POSTGRESQL = sa.text("""
+_ACCEPT_MANY_POSTGRESQL = native_statement("""
 WITH input AS (
     SELECT * FROM unnest(
         CAST(:id AS varchar[]), CAST(:tenant_id AS varchar[]), CAST(:user_id AS varchar[]),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, TypeVar
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 import structlog
@@ -118,6 +121,33 @@ class Store:
         with self._sync_reader.connect() as conn:
             return fn(conn)
 
+    async def fetch_native(self, statement: NativeStatement, params: Mapping[str, Any]) -> list[Any]:
+        """Run one PostgreSQL statement, its own transaction, straight on a pooled asyncpg connection.
+
+        For the hottest writes (a batch's acceptance, the event log): through
+        SQLAlchemy's layers such a statement took 0.4 ms of CPU, 0.1 ms of it
+        asyncpg's. Errors come out as SQLAlchemy's, as from ``execute``: a
+        refused statement as ``IntegrityError`` or ``DBAPIError``, a lost
+        connection (invalidated, so the pool replaces it) or a timeout as
+        ``OperationalError``.
+        """
+        args = [params[name] for name in statement.names]
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver = pooled.driver_connection
+            try:
+                return await driver.fetch(statement.sql, *args)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+                lost = driver.is_closed()
+                if lost:
+                    pooled.invalidate(error)
+                kind = (
+                    sa_exc.IntegrityError if isinstance(error, asyncpg.IntegrityConstraintViolationError)
+                    else sa_exc.OperationalError if lost or not isinstance(error, asyncpg.PostgresError)
+                    else sa_exc.DBAPIError
+                )
+                raise kind(statement.sql, None, error, hide_parameters=True, connection_invalidated=lost) from error
+
     def insert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""
         return dialect_insert(self.dialect, table)
@@ -160,6 +190,26 @@ def ping_when_idle(engine: sa.Engine) -> None:
             if engine.dialect.is_disconnect(exc, dbapi_connection, None):
                 raise sa_exc.DisconnectionError(str(exc)) from exc  # the pool connects afresh
             raise
+
+
+@dataclass(frozen=True, slots=True)
+class NativeStatement:
+    """A PostgreSQL statement in asyncpg's form (``$1``…), and the parameter name of each number."""
+
+    sql: str
+    names: tuple[str, ...]
+
+
+def native_statement(sql: str) -> NativeStatement:
+    """``sql`` written with ``:name`` parameters, numbered in order of first use."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return NativeStatement(re.sub(r"(?<![:\w]):(\w+)", number, sql), tuple(names))
 
 
 def dialect_insert(dialect: str, table: sa.Table) -> Any:

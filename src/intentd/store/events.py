@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from intentd.bus import EVENTS, Bus
-from intentd.store.db import Store, dialect_insert, retry_transient
+from intentd.store.db import Store, dialect_insert, native_statement, retry_transient
 from intentd.store.schema import events, executions, sessions
 
 log = structlog.get_logger("intentd.events")
@@ -303,10 +303,8 @@ async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[d
         "created_at": [event.created_at for event in batch],
         "eid": list(changes), "change": [orjson.dumps(change).decode() for change in changes.values()],
     }
-    async with store.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        seqs = (await conn.execute(_APPEND_POSTGRESQL, params)).scalars().all()
-    return [wire(event_row(event, seq)) for event, seq in zip(batch, seqs, strict=True)]
+    rows = await store.fetch_native(_APPEND_POSTGRESQL, params)
+    return [wire(event_row(event, row["seq"])) for event, row in zip(batch, rows, strict=True)]
 
 
 # Statements built once: the event log is the hottest write path, and
@@ -329,7 +327,7 @@ _UPDATE_EXECUTION = sa.update(executions).where(executions.c.id == sa.bindparam(
 # replicas whose batches share sessions wait for each other, never deadlock.
 # A session deleted meanwhile takes no seq, and its events keep none.
 # The executions' merged changes: each column is set only when its key is there.
-_APPEND_POSTGRESQL = sa.text("""
+_APPEND_POSTGRESQL = native_statement("""
 WITH input AS (
     SELECT * FROM unnest(
         CAST(:execution_id AS varchar[]), CAST(:n AS int[]), CAST(:session_id AS varchar[]), CAST(:k AS int[]),
