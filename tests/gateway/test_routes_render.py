@@ -15,6 +15,7 @@ from harness import nginx_bin
 from typer.testing import CliRunner
 
 from intentd.cli import routes as routes_cli
+from intentd.config import Settings
 from intentd.gateway.contract import CONTRACT, WS_TIMEOUT_SECONDS
 from intentd.gateway.render import (
     FILENAMES,
@@ -105,6 +106,16 @@ def test_compose_runs_distributed_mode_behind_the_gateway_only() -> None:
         assert service["environment"]["INTENTD_REDIS_URL"] == "redis://redis:6379/0"
     assert all("healthcheck" in s for s in services.values())
     assert "&id" not in render_compose()  # no YAML anchors in a file people read
+
+
+def test_compose_postgres_takes_the_connections_of_the_documented_scale_at_full_load() -> None:
+    """docs/deploy.md scales to 4 experience and 3 runtime replicas."""
+    command = yaml.safe_load(render_compose())["services"]["postgres"]["command"]
+    max_connections = int(command[command.index("-c") + 1].removeprefix("max_connections="))
+    settings = Settings()
+    app_pool = settings.db_pool_size + settings.db_pool_size // 2  # the pool and its overflow
+    assert "--scale experience=4 --scale runtime=3" in (REPO / "docs" / "deploy.md").read_text()
+    assert max_connections >= 4 * app_pool + 3 * (app_pool + settings.dbos_pool_size)
 
 
 def test_nginx_config_has_websocket_and_forwarding_settings() -> None:

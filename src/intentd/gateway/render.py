@@ -227,6 +227,9 @@ def compose_config(*, listen: int = 80, replicas: int = REPLICAS) -> dict[str, A
             },
             "postgres": {
                 "image": "postgres:16",
+                # At full load a runtime replica holds up to 32 connections (its pool
+                # and DBOS's) and an experience replica 12: room for more than 4 of each.
+                "command": ["postgres", "-c", "max_connections=200"],
                 "environment": {
                     "POSTGRES_USER": "intentd",
                     "POSTGRES_DB": "intentd",
