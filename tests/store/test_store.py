@@ -77,16 +77,20 @@ async def test_a_native_statement_fails_as_sqlalchemy_would_and_a_lost_connectio
             await store.fetch_native(_INSERT_SESSION, {"id": "s1"})
         assert not is_transient(refused.value), "a duplicate is the caller's to handle, not to retry"
 
-        # The pooled connection dies (a PostgreSQL restart, a proxy's timeout).
-        pid = (await store.fetch_native(native_statement("SELECT pg_backend_pid() AS pid"), {}))[0]["pid"]
-        killer = Store(url)
-        try:
-            await killer.fetch_native(native_statement("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            await killer.close()
-        with pytest.raises(sa.exc.OperationalError) as lost:
-            await store.fetch_native(_INSERT_SESSION, {"id": "s2"})
-        assert lost.value.connection_invalidated and is_transient(lost.value)
-        assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": "s2"})] == ["s2"]
+        # The pooled connection dies (a PostgreSQL restart, a proxy's timeout), used
+        # at once or once the server's notice of it has arrived.
+        for n, notice_first in enumerate((False, True)):
+            pid = (await store.fetch_native(native_statement("SELECT pg_backend_pid() AS pid"), {}))[0]["pid"]
+            killer = Store(url)
+            try:
+                await killer.fetch_native(native_statement("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            finally:
+                await killer.close()
+            if notice_first:
+                await asyncio.sleep(0.3)
+            with pytest.raises(sa.exc.OperationalError) as lost:
+                await store.fetch_native(_INSERT_SESSION, {"id": f"s{n + 2}"})
+            assert lost.value.connection_invalidated and is_transient(lost.value)
+            assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": f"s{n + 2}"})] == [f"s{n + 2}"]
     finally:
         await store.close()

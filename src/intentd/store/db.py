@@ -127,9 +127,8 @@ class Store:
         For the hottest writes (a batch's acceptance, the event log): through
         SQLAlchemy's layers such a statement took 0.4 ms of CPU, 0.1 ms of it
         asyncpg's. Errors come out as SQLAlchemy's, as from ``execute``: a
-        refused statement as ``IntegrityError`` or ``DBAPIError``, a lost
-        connection (invalidated, so the pool replaces it) or a timeout as
-        ``OperationalError``.
+        refused statement as ``IntegrityError`` or ``DBAPIError``, any other
+        failure as ``OperationalError``, its connection invalidated.
         """
         args = [params[name] for name in statement.names]
         async with self.engine.connect() as conn:
@@ -137,16 +136,19 @@ class Store:
             driver = pooled.driver_connection
             try:
                 return await driver.fetch(statement.sql, *args)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-                lost = driver.is_closed()
-                if lost:
+            except Exception as error:
+                # The server refused the statement on a live connection; anything
+                # else (a killed backend, a timeout, a protocol error) leaves the
+                # connection in doubt, and the pool replaces it.
+                refused = isinstance(error, asyncpg.PostgresError) and not driver.is_closed()
+                if not refused:
                     pooled.invalidate(error)
                 kind = (
-                    sa_exc.IntegrityError if isinstance(error, asyncpg.IntegrityConstraintViolationError)
-                    else sa_exc.OperationalError if lost or not isinstance(error, asyncpg.PostgresError)
+                    sa_exc.OperationalError if not refused
+                    else sa_exc.IntegrityError if isinstance(error, asyncpg.IntegrityConstraintViolationError)
                     else sa_exc.DBAPIError
                 )
-                raise kind(statement.sql, None, error, hide_parameters=True, connection_invalidated=lost) from error
+                raise kind(statement.sql, None, error, hide_parameters=True, connection_invalidated=not refused) from error
 
     def insert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""

@@ -284,14 +284,14 @@ async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[d
     ``IntegrityError`` when an event was recorded already (a replay), and
     nothing is written.
     """
-    k: Counter[str] = Counter()
+    so_far: Counter[str] = Counter()
     positions: list[int | None] = []  # each event's place among its session's events in this batch
     for event in batch:
         if event.session_id is None:
             positions.append(None)
         else:
-            k[event.session_id] += 1
-            positions.append(k[event.session_id])
+            so_far[event.session_id] += 1
+            positions.append(so_far[event.session_id])
     changes: dict[str, dict[str, Any]] = {}
     for event in batch:
         if event.execution_id is not None and event.execution_update:
