@@ -25,9 +25,11 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_a_stopped_bench_leaves_no_process_behind(signum: int) -> None:
+def test_a_stopped_bench_leaves_no_process_behind(signum: int, tmp_path: Path) -> None:
+    # The logs a stopped bench keeps go to this test's directory, not /tmp.
     bench = subprocess.Popen([sys.executable, "-m", "intentd", "bench", "fanout", "--quick"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         deadline = time.monotonic() + 60
         while len(children := _children(bench.pid)) < 2:  # the server, then the load generator
