@@ -254,14 +254,12 @@ def append_batch_sqlite(conn: sa.Connection, batch: list[NewEvent]) -> list[dict
         # A session deleted meanwhile keeps none of these events.
         next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
     rows: list[dict[str, Any]] = []
-    changes: dict[str, dict[str, Any]] = {}
     for event in batch:
         seq = next_seq.get(event.session_id) if event.session_id is not None else None
         if seq is not None:
             next_seq[event.session_id] = seq + 1  # type: ignore[index]
         rows.append(event_row(event, seq))
-        if event.execution_id is not None and event.execution_update:
-            changes.setdefault(event.execution_id, {}).update(event.execution_update)
+    changes = _merged_changes(batch)
     inserted = conn.execute(_INSERT_EVENTS, rows).all()
     if len(inserted) != len(rows):
         raise _Recorded
@@ -273,6 +271,15 @@ def append_batch_sqlite(conn: sa.Connection, batch: list[NewEvent]) -> list[dict
     for params in by_columns.values():
         conn.execute(_UPDATE_EXECUTION, params)
     return [wire(row) for row in rows]
+
+
+def _merged_changes(batch: list[NewEvent]) -> dict[str, dict[str, Any]]:
+    """Each execution's changes in ``batch``, a later event's value winning."""
+    changes: dict[str, dict[str, Any]] = {}
+    for event in batch:
+        if event.execution_id is not None and event.execution_update:
+            changes.setdefault(event.execution_id, {}).update(event.execution_update)
+    return changes
 
 
 async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[dict[str, Any]]:
@@ -292,10 +299,7 @@ async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[d
         else:
             so_far[event.session_id] += 1
             positions.append(so_far[event.session_id])
-    changes: dict[str, dict[str, Any]] = {}
-    for event in batch:
-        if event.execution_id is not None and event.execution_update:
-            changes.setdefault(event.execution_id, {}).update(event.execution_update)
+    changes = _merged_changes(batch)
     params = {
         "execution_id": [event.execution_id for event in batch], "n": [event.n for event in batch],
         "session_id": [event.session_id for event in batch], "k": positions,
