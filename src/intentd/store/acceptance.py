@@ -122,15 +122,13 @@ async def _accept_in_one_statement(store: Store, values: dict[str, Any]) -> dict
         **values, "params": orjson.dumps(values["params"]).decode(),
         "data": orjson.dumps(event.data).decode(), "type": event.type,
     }
-    async with store.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        outcome = (await conn.execute(_ACCEPT_POSTGRESQL, params)).one()
-    if not outcome.inserted:
-        if values["session_id"] is not None and not outcome.session_found:
+    [outcome] = await store.fetch_native(_ACCEPT_POSTGRESQL, params)
+    if not outcome["inserted"]:
+        if values["session_id"] is not None and not outcome["session_found"]:
             raise UnknownSession
         raise Duplicate
     # A session deleted between the statement's check and its update keeps no seq.
-    return wire(event_row(event, outcome.seq))
+    return wire(event_row(event, outcome["seq"]))
 
 
 # The session's next seq, if the session belongs to the tenant.
@@ -144,7 +142,7 @@ _INSERT_EXECUTION = dialect_insert("sqlite", executions).on_conflict_do_nothing(
 # The session row is locked before the execution row goes in, as a batch
 # (``accept_many``) does: a batch and this statement accepting the same
 # execution wait for each other rather than deadlock.
-_ACCEPT_POSTGRESQL = sa.text("""
+_ACCEPT_POSTGRESQL = native_statement("""
 WITH own_session AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS varchar) AND tenant_id = :tenant_id FOR UPDATE
 ), execution AS (
