@@ -94,3 +94,29 @@ async def test_a_native_statement_fails_as_sqlalchemy_would_and_a_lost_connectio
             assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": f"s{n + 2}"})] == [f"s{n + 2}"]
     finally:
         await store.close()
+
+
+async def test_a_native_sqlite_write_is_one_transaction_and_fails_as_sqlalchemy_would(tmp_path) -> None:
+    url = load_settings({}, data_dir=tmp_path).app_database_url
+    await upgrade_async(url)
+    store = Store(url)
+    insert = ("INSERT INTO sessions (id, tenant_id, token_hash, metadata, context, created_at, expires_at)"
+              " VALUES (?, 't', ?, '{}', '{}', 0, 60)")
+    try:
+        def insert_then_fail(conn) -> None:
+            conn.execute(insert, ("rolled-back", "rolled-back"))
+            raise LookupError("refused half-way")
+
+        with pytest.raises(LookupError):
+            await store.write_native(insert_then_fail)
+        await store.write_native(lambda conn: conn.execute(insert, ("kept", "kept")))
+        with pytest.raises(sa.exc.IntegrityError) as refused:  # and the first insert of the two is undone
+            await store.write_native(
+                lambda conn: [conn.execute(insert, row) for row in (("new", "new"), ("kept-2", "kept"))])
+        assert not is_transient(refused.value)
+        with pytest.raises(sa.exc.OperationalError):
+            await store.write_native(lambda conn: conn.execute("INSERT INTO no_such_table VALUES (1)"))
+        ids = await store.run_read(lambda conn: set(conn.execute(sa.select(sessions.c.id)).scalars()))
+        assert ids == {"kept"}
+    finally:
+        await store.close()

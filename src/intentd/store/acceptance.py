@@ -8,16 +8,15 @@ execution with its own outcome (on PostgreSQL in one statement).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
-from intentd.store.db import Store, dialect_insert, native_statement
+from intentd.store.db import Store, native_statement
 from intentd.store.events import NewEvent, event_row, insert_first, wire
-from intentd.store.schema import executions, sessions
 
 ACCEPTED = "execution.accepted"
 
@@ -34,7 +33,7 @@ async def accept(store: Store, values: dict[str, Any]) -> dict[str, Any]:
     """Insert the execution row ``values`` and its first event; returns the event as clients see it."""
     if store.dialect == "postgresql":
         return await _accept_in_one_statement(store, values)
-    return await store.run_write(partial(_accept_in, values=values))
+    return await store.write_native(partial(_accept_in, values=values))
 
 
 # The event as clients see it; Duplicate, UnknownSession or a database error when nothing was written.
@@ -49,7 +48,7 @@ async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome
     if len(batch) == 1:
         return [await _outcome(accept(store, batch[0]))]
     if store.dialect == "sqlite":
-        return await store.run_write(partial(_accept_each_in, batch=batch))
+        return await store.write_native(partial(_accept_each_in, batch=batch))
     # An id twice in the batch (one idempotency key, twice): the first is accepted, the rest are its duplicates.
     first: dict[str, int] = {}
     for index, values in enumerate(batch):
@@ -83,15 +82,17 @@ async def _outcome(accepting: Awaitable[dict[str, Any]]) -> Outcome:
         return refused
 
 
-def _accept_each_in(conn: sa.Connection, batch: list[dict[str, Any]]) -> list[Outcome]:
-    """One transaction (one commit) for the batch; a savepoint each, so a refusal undoes only its own."""
+def _accept_each_in(conn: sqlite3.Connection, batch: list[dict[str, Any]]) -> list[Outcome]:
+    """SQLite: one transaction (one commit) for the batch; a savepoint each, so a refusal undoes only its own."""
     outcomes: list[Outcome] = []
     for values in batch:
+        conn.execute("SAVEPOINT accept")
         try:
-            with conn.begin_nested():
-                outcomes.append(_accept_in(conn, values))
+            outcomes.append(_accept_in(conn, values))
         except (Duplicate, UnknownSession) as refused:
+            conn.execute("ROLLBACK TO accept")
             outcomes.append(refused)
+        conn.execute("RELEASE accept")
     return outcomes
 
 
@@ -101,13 +102,16 @@ def _accepted(values: dict[str, Any]) -> NewEvent:
                     created_at=values["created_at"])
 
 
-def _accept_in(conn: sa.Connection, values: dict[str, Any]) -> dict[str, Any]:
+def _accept_in(conn: sqlite3.Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """SQLite, inside the caller's transaction, on sqlite3 directly (``Store.write_native``)."""
     seq = None
     if values["session_id"] is not None:
-        seq = conn.execute(_NEXT_SEQ, {"sid": values["session_id"], "tid": values["tenant_id"]}).scalar_one_or_none()
-        if seq is None:
+        taken = conn.execute(_NEXT_SEQ_SQLITE, values).fetchone()
+        if taken is None:
             raise UnknownSession
-    if conn.execute(_INSERT_EXECUTION, values).scalar_one_or_none() is None:
+        seq = taken[0]
+    if conn.execute(_INSERT_EXECUTION_SQLITE, {**values, "params": orjson.dumps(values["params"]).decode()}
+                    ).fetchone() is None:
         raise Duplicate  # rolls back the seq taken above
     return insert_first(conn, _accepted(values), seq)
 
@@ -131,14 +135,17 @@ async def _accept_in_one_statement(store: Store, values: dict[str, Any]) -> dict
     return wire(event_row(event, outcome["seq"]))
 
 
-# The session's next seq, if the session belongs to the tenant.
-_NEXT_SEQ = (
-    sa.update(sessions)
-    .where(sessions.c.id == sa.bindparam("sid"), sessions.c.tenant_id == sa.bindparam("tid"))
-    .values(last_seq=sessions.c.last_seq + 1)
-    .returning(sessions.c.last_seq)
+# SQLite: the session's next seq, if the session belongs to the tenant.
+_NEXT_SEQ_SQLITE = (
+    "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = :session_id AND tenant_id = :tenant_id RETURNING last_seq"
 )
-_INSERT_EXECUTION = dialect_insert("sqlite", executions).on_conflict_do_nothing().returning(executions.c.id)
+_INSERT_EXECUTION_SQLITE = (
+    "INSERT INTO executions (id, tenant_id, user_id, session_id, parent_id, retry_of, intent, params,"
+    " params_hash, idempotency_key, status, created_at)"
+    " VALUES (:id, :tenant_id, :user_id, :session_id, :parent_id, :retry_of, :intent, :params,"
+    " :params_hash, :idempotency_key, :status, :created_at)"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
 # The session row is locked before the execution row goes in, as a batch
 # (``accept_many``) does: a batch and this statement accepting the same
 # execution wait for each other rather than deadlock.

@@ -105,6 +105,37 @@ class Store:
         with self._sync_writer.begin() as conn:
             return fn(conn)
 
+    async def write_native(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """SQLite: ``fn(sqlite3 connection)`` in one transaction, in one hop to the writer thread.
+
+        For the hottest writes (acceptance, the event log), as ``fetch_native``
+        is on PostgreSQL: through SQLAlchemy's layers an acceptance took 0.42
+        ms of the writer's CPU, 0.09 ms of it sqlite3's. Errors come out as
+        SQLAlchemy's (``IntegrityError``, ``OperationalError``…), as from ``run_write``.
+        """
+        if self._writer is None:
+            raise RuntimeError("write_native needs an on-disk SQLite database")
+        async with self._write_turn:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_native_in_thread, fn)
+
+    def _write_native_in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        pooled = self._sync_writer.raw_connection()  # the writer's one connection, its pragmas set
+        try:
+            conn: sqlite3.Connection = pooled.driver_connection
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.Error as error:
+            raise sa_exc.DBAPIError.instance(None, None, error, sqlite3.Error, hide_parameters=True) from error
+        finally:
+            pooled.close()
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:

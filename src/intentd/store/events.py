@@ -10,10 +10,11 @@ beside the writer, in commit order, while the next batch is written.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import orjson
@@ -22,14 +23,12 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from intentd.bus import EVENTS, Bus
-from intentd.store.db import Store, dialect_insert, native_statement, retry_transient
+from intentd.store.db import Store, native_statement, retry_transient
 from intentd.store.schema import events, executions, sessions
 
 log = structlog.get_logger("intentd.events")
 
 _BATCH_MAX = 256
-# Statements built once are compiled once.
-_INSERT = sa.insert(events)
 
 
 @dataclass(slots=True)
@@ -70,10 +69,10 @@ def event_row(event: NewEvent, seq: int | None) -> dict[str, Any]:
     }
 
 
-def insert_first(conn: sa.Connection, event: NewEvent, seq: int | None) -> dict[str, Any]:
-    """The first event of a new execution, with the seq the caller reserved in its transaction."""
+def insert_first(conn: sqlite3.Connection, event: NewEvent, seq: int | None) -> dict[str, Any]:
+    """SQLite: the first event of a new execution, with the seq the caller reserved in its transaction."""
     row = event_row(event, seq)
-    conn.execute(_INSERT, row)
+    conn.execute(_INSERT_EVENT_SQLITE, {**row, "data": orjson.dumps(row["data"]).decode()})
     return wire(row)
 
 
@@ -221,7 +220,7 @@ class EventLog:
         try:
             if self.store.dialect == "postgresql":
                 return await append_batch_postgresql(self.store, appended)
-            return await self.store.run_write(lambda conn: append_batch_sqlite(conn, appended))
+            return await self.store.write_native(partial(append_batch_sqlite, batch=appended))
         except (_Recorded, IntegrityError):
             # A replay re-appended an event (or two replicas replaying the same
             # execution raced): one by one, so that only those come back as
@@ -239,20 +238,20 @@ class _Recorded(Exception):
     """Part of a batch was recorded before: roll the batch back and go one by one."""
 
 
-def append_batch_sqlite(conn: sa.Connection, batch: list[NewEvent]) -> list[dict[str, Any]]:
+def append_batch_sqlite(conn: sqlite3.Connection, batch: list[NewEvent]) -> list[dict[str, Any]]:
     """Append ``batch`` in order inside the caller's SQLite transaction, in a few statements.
 
     One UPDATE reserves the seqs of every session in the batch, one
-    multi-row INSERT writes the events, one executemany per set of changed
+    executemany writes the events, one executemany per set of changed
     columns applies the executions' merged changes. Raises ``_Recorded``
     when an event was recorded already (a replay after recovery).
     """
     counts = Counter(event.session_id for event in batch if event.session_id is not None)
     next_seq: dict[str, int] = {}
     if counts:
-        reserved = conn.execute(_RESERVE_SEQS, {"counts": orjson.dumps(counts).decode()})
+        reserved = conn.execute(_RESERVE_SEQS_SQLITE, {"counts": orjson.dumps(counts).decode()})
         # A session deleted meanwhile keeps none of these events.
-        next_seq = {row.id: row.last_seq - counts[row.id] + 1 for row in reserved}
+        next_seq = {session_id: last_seq - counts[session_id] + 1 for session_id, last_seq in reserved}
     rows: list[dict[str, Any]] = []
     for event in batch:
         seq = next_seq.get(event.session_id) if event.session_id is not None else None
@@ -260,17 +259,29 @@ def append_batch_sqlite(conn: sa.Connection, batch: list[NewEvent]) -> list[dict
             next_seq[event.session_id] = seq + 1  # type: ignore[index]
         rows.append(event_row(event, seq))
     changes = _merged_changes(batch)
-    inserted = conn.execute(_INSERT_EVENTS, rows).all()
-    if len(inserted) != len(rows):
+    inserted = conn.executemany(_INSERT_EVENT_SQLITE, [{**row, "data": orjson.dumps(row["data"]).decode()}
+                                                       for row in rows]).rowcount
+    if inserted != len(rows):
         raise _Recorded
-    # The parameters name the columns to SET: one executemany per set of columns.
+    # One executemany per set of changed columns.
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for execution_id in sorted(changes):
         change = changes[execution_id]
-        by_columns.setdefault(tuple(sorted(change)), []).append({"eid": execution_id, **change})
-    for params in by_columns.values():
-        conn.execute(_UPDATE_EXECUTION, params)
+        by_columns.setdefault(tuple(sorted(change)), []).append({
+            "eid": execution_id,
+            **{column: orjson.dumps(value).decode() if column in _JSON_COLUMNS else value
+               for column, value in change.items()},
+        })
+    for columns, params in by_columns.items():
+        conn.executemany(_update_execution_sqlite(columns), params)
     return [wire(row) for row in rows]
+
+
+@cache
+def _update_execution_sqlite(columns: tuple[str, ...]) -> str:
+    if not set(columns) <= CHANGEABLE:  # names go into the statement: only the known ones
+        raise ValueError(f"an event cannot change {sorted(set(columns) - CHANGEABLE)}")
+    return f"UPDATE executions SET {', '.join(f'{column} = :{column}' for column in columns)} WHERE id = :eid"
 
 
 def _merged_changes(batch: list[NewEvent]) -> dict[str, dict[str, Any]]:
@@ -311,19 +322,21 @@ async def append_batch_postgresql(store: Store, batch: list[NewEvent]) -> list[d
     return [wire(event_row(event, row["seq"])) for event, row in zip(batch, rows, strict=True)]
 
 
-# Statements built once: the event log is the hottest write path, and
-# building and hashing a statement per batch cost more than running it.
+# SQLite's statements, run on sqlite3 directly (``Store.write_native``): the
+# event log is the hottest write path. JSON columns are written as JSON text,
+# as SQLAlchemy's JSON type writes them.
 # Every session's seqs in one statement, whatever the batch: {session id: count} as JSON.
-_RESERVE_SEQS = sa.text(
+_RESERVE_SEQS_SQLITE = (
     "UPDATE sessions SET last_seq = sessions.last_seq + reserved.value"
     " FROM json_each(:counts) AS reserved WHERE sessions.id = reserved.key"
     " RETURNING sessions.id, sessions.last_seq"
 )
-_INSERT_EVENTS = (
-    dialect_insert("sqlite", events).on_conflict_do_nothing(index_elements=["execution_id", "n"])
-    .returning(events.c.id)
+_INSERT_EVENT_SQLITE = (
+    "INSERT INTO events (execution_id, n, session_id, seq, type, data, created_at)"
+    " VALUES (:execution_id, :n, :session_id, :seq, :type, :data, :created_at)"
+    " ON CONFLICT (execution_id, n) DO NOTHING"
 )
-_UPDATE_EXECUTION = sa.update(executions).where(executions.c.id == sa.bindparam("eid"))
+_JSON_COLUMNS = frozenset(column.name for column in executions.c if isinstance(column.type, sa.JSON))
 
 
 # ``append_batch_postgresql``'s statement. The sessions are locked first, in id
