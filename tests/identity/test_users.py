@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import redis
@@ -17,6 +19,7 @@ from intentd.experience.users import (
     DEFAULT_ADMIN_EMAIL,
     ensure_admin,
     get_user_by_email,
+    hash_password,
     verify_password,
 )
 from intentd.store import Store
@@ -156,3 +159,17 @@ async def test_bootstrap_with_only_an_email_generates_its_password(tmp_path):
         assert await verify_password((await get_user_by_email(store, "ops@example.com")).password_hash, generated)
     finally:
         await store.close()
+
+
+async def test_password_hashing_never_waits_on_the_shared_default_executor() -> None:
+    # In embedded mode the default executor is DBOS's few threads: a burst of
+    # logins must not queue the runtime's database work there.
+    class Refusing(ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise AssertionError("hashing went to the loop's default executor")
+
+    asyncio.get_running_loop().set_default_executor(Refusing(1))
+    hashed = await hash_password("correct horse battery")
+    assert await verify_password(hashed, "correct horse battery")
+    assert not await verify_password(hashed, "wrong horse battery")
+    assert not await verify_password(None, "correct horse battery")

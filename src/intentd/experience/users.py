@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import re
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -38,6 +41,10 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _hasher = PasswordHasher()
+# Hashing is slow on purpose: threads of its own, so that a burst of logins
+# never queues other work (in embedded mode, DBOS's few threads).
+_hashing = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="intentd-hash")
+T = TypeVar("T")
 
 
 class UserError(ValueError):
@@ -68,8 +75,12 @@ def check_tenant(tenant_id: str) -> str:
     return tenant_id
 
 
+async def _in_hashing_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hashing, fn)
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await _in_hashing_thread(partial(_hasher.hash, password))
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +90,7 @@ def _dummy_hash() -> str:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant work whether or not the user exists: unknown users verify against a dummy hash."""
-    target = password_hash or await asyncio.to_thread(_dummy_hash)
+    target = password_hash or await _in_hashing_thread(_dummy_hash)
 
     def verify() -> bool:
         try:
@@ -87,7 +98,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    ok = await asyncio.to_thread(verify)
+    ok = await _in_hashing_thread(verify)
     return ok and password_hash is not None
 
 
