@@ -49,6 +49,8 @@ def type_cell(annotation: Any) -> str:
         (annotation,) = args
     if typing.get_origin(annotation) is tuple:
         text = "list of strings"
+    elif typing.get_origin(annotation) is typing.Literal:
+        text = " or ".join(f"`{choice}`" for choice in typing.get_args(annotation))
     else:
         text = {Path: "path", str: "string", bool: "bool", int: "int", float: "float"}[annotation]
     return f"{text}, optional" if optional else text

@@ -47,6 +47,10 @@ class Settings(BaseModel):
     # DBOS's own default. Each execution takes two of its transactions, in
     # threads: with 8, 64 running executions queued for them (docs/performance.md).
     dbos_pool_size: int = 20
+    # Embedded: both SQLite files. "normal" (WAL): a commit survives any crash
+    # of the process; an OS crash or power loss can undo the last ones.
+    # "full": an fsync per commit, durable through power loss too.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from pathlib import Path
 
+from dbos import DBOS
+from dbos import _dbos as dbos_module
 from pydantic import BaseModel, Field
 
 from intentd.runtime.context import IntentContext, IntentError
@@ -215,3 +218,34 @@ def _refuse_to_undo(_: object) -> None:
 async def bad_undo(ctx: IntentContext, params: OwnTimeoutParams) -> FlakyResult:
     await ctx.step("do", lambda: 1, compensate=_refuse_to_undo, retries=1)
     raise IntentError("failed_on_purpose", "so that the compensation runs")
+
+
+# --- threads ------------------------------------------------------------------------
+
+
+class WhereParams(BaseModel):
+    pause: float = Field(ge=0, le=5)
+
+
+class WhereResult(BaseModel):
+    thread: str
+    workflow_id: str | None
+    began: float
+    ended: float
+    dbos_threads: int
+    dbos_synchronous: int  # SQLite's PRAGMA synchronous on DBOS's connections
+
+
+@intent("test.where", description="Block in a plain-function step; say where it ran and how DBOS is set up")
+async def where(ctx: IntentContext, params: WhereParams) -> WhereResult:
+    def plain() -> tuple[str, str | None, float, float]:
+        began = time.time()
+        time.sleep(params.pause)  # blocking, as a plain function may be
+        return threading.current_thread().name, DBOS.workflow_id, began, time.time()
+
+    thread, workflow_id, began, ended = await ctx.step("plain", plain)
+    dbos_threads = sum(thread.name.startswith("dbos-executor") for thread in threading.enumerate())
+    with dbos_module._dbos_global_instance._sys_db.engine.connect() as conn:
+        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    return WhereResult(thread=thread, workflow_id=workflow_id, began=began, ended=ended, dbos_threads=dbos_threads,
+                       dbos_synchronous=synchronous)

@@ -1,14 +1,17 @@
-"""Executions on a real runtime server: retry, timeout, cancel, compensation, children, events, SSE."""
+"""Executions on a real runtime server: retry, timeout, cancel, compensation, children, events, SSE, threads."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from dbos import DBOSClient
 from runtime_support import (
     Runtime,
     assert_event_log,
@@ -22,6 +25,11 @@ from runtime_support import (
     wait_for,
     wait_until,
 )
+
+from intentd.runtime.dbos_config import SQLITE_DBOS_THREADS
+from intentd.runtime.engine import QUEUE_NAME, params_hash
+from intentd.store import Store
+from intentd.store.acceptance import accept
 
 EXECUTIONS = "/api/runtime/executions"
 CANCEL_DEADLINE = 1.0  # the issue: cancellation of `wait` is observed within 1 s
@@ -335,3 +343,66 @@ def test_started_directly_or_from_the_queue_no_more_than_the_limit_run_at_once(t
             assert peak <= 2, f"{peak} ran at once"
     finally:
         process.stop()
+
+
+def test_plain_function_steps_block_side_by_side_off_the_loop_and_dbos_keeps_its_few_threads(
+    client: httpx.Client,
+) -> None:
+    t = tenant()
+    response = client.post(f"{EXECUTIONS}/batch", json={
+        "items": [{"intent": "test.where", "params": {"pause": 0.3}, "tenant_id": t} for _ in range(64)]})
+    assert response.status_code == 200, response.text
+    made = [item["body"]["execution_id"] for item in response.json()["items"]]
+    done = [wait_for(client, execution_id) for execution_id in made]
+    assert [e["status"] for e in done] == ["completed"] * 64, done
+    results = [e["result"] for e in done]
+    # On the runtime's threads, in the step's DBOS context.
+    assert all(r["thread"].startswith("intentd-step") for r in results), {r["thread"] for r in results}
+    assert [r["workflow_id"] for r in results] == made
+    # On the event loop they would have run one after another.
+    edges = sorted([(r["began"], 1) for r in results] + [(r["ended"], -1) for r in results])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak > 1, "the blocking steps ran one at a time"
+    # SQLite: DBOS's database calls queue for its few threads instead of a thread each.
+    assert max(r["dbos_threads"] for r in results) <= SQLITE_DBOS_THREADS
+    assert {r["dbos_synchronous"] for r in results} == {1}, "DBOS's file as durable as ours: NORMAL"
+
+
+def test_sqlite_synchronous_full_reaches_dbos_too(tmp_path: Path) -> None:
+    process = start_runtime(tmp_path, runtime_env(INTENTD_SQLITE_SYNCHRONOUS="full"))
+    try:
+        with Runtime(process).client() as client:
+            made = create(client, "test.where", {"pause": 0}, tenant())
+            assert wait_for(client, made["execution_id"])["result"]["dbos_synchronous"] == 2
+    finally:
+        process.stop()
+
+
+def test_a_workflow_recorded_with_the_execution_id_as_argument_still_runs(runtime: Runtime, client: httpx.Client) -> None:
+    # Earlier versions started each execution's workflow with its id as the argument.
+    assert runtime.data_dir is not None
+    execution_id = str(uuid.uuid4())
+    values = {"id": execution_id, "tenant_id": tenant(), "user_id": None, "session_id": None, "parent_id": None,
+              "retry_of": None, "intent": "echo", "params": {"message": "earlier"},
+              "params_hash": params_hash("echo", {"message": "earlier"}), "idempotency_key": None,
+              "status": "accepted", "created_at": time.time()}
+
+    async def accept_only() -> None:
+        store = Store(f"sqlite+aiosqlite:///{runtime.data_dir / 'intentd.sqlite'}")
+        try:
+            await accept(store, values)
+        finally:
+            await store.close()
+
+    asyncio.run(accept_only())
+    dbos = DBOSClient(system_database_url=f"sqlite:///{runtime.data_dir / 'dbos.sqlite'}")
+    try:
+        dbos.enqueue({"workflow_name": "intentd.execute", "queue_name": QUEUE_NAME, "workflow_id": execution_id},
+                     execution_id)
+    finally:
+        dbos.destroy()
+    done = wait_for(client, execution_id)
+    assert done["status"] == "completed" and done["result"] == {"message": "earlier"}, done

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from intentd.config import load_settings
 from intentd.store import Store
-from intentd.store.db import is_transient, native_statement
+from intentd.store.db import is_transient, native_statement, sqlite_synchronous
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import sessions
 
@@ -120,3 +120,32 @@ async def test_a_native_sqlite_write_is_one_transaction_and_fails_as_sqlalchemy_
         assert ids == {"kept"}
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(("level", "pragma"), [(None, 1), ("full", 2)])
+async def test_sqlites_synchronous_level_comes_from_the_settings(tmp_path, level, pragma) -> None:
+    settings = load_settings({"INTENTD_SQLITE_SYNCHRONOUS": level} if level else {}, data_dir=tmp_path)
+    await upgrade_async(settings.app_database_url)
+    store = Store.from_settings(settings)
+    try:
+        read = "PRAGMA synchronous"
+        assert await store.run_read(lambda conn: conn.exec_driver_sql(read).scalar()) == pragma
+        assert await store.write_native(lambda conn: conn.execute(read).fetchone()[0]) == pragma
+        async with store.tx() as conn:
+            assert (await conn.exec_driver_sql(read)).scalar() == pragma
+    finally:
+        await store.close()
+
+
+def test_an_engine_made_elsewhere_gets_the_level_on_its_connections_open_already(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'other.sqlite'}", pool_size=2)
+    try:
+        with engine.connect():  # opened before, back in the pool after
+            pass
+        sqlite_synchronous(engine, "normal")
+        with engine.connect() as first, engine.connect() as second:
+            assert [c.exec_driver_sql("PRAGMA synchronous").scalar() for c in (first, second)] == [1, 1]
+        with pytest.raises(ValueError):
+            sqlite_synchronous(engine, "off; DROP TABLE x")
+    finally:
+        engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
 
@@ -99,5 +98,5 @@ def count_text(text: str, top: int) -> TextStats:
 async def text_stats(ctx: IntentContext, params: TextStatsParams) -> TextStats:
     await ctx.progress(0.1, "counting")
     # Up to 1 MB of text: counted off the event loop.
-    stats = await ctx.step("count", asyncio.to_thread, count_text, params.text, params.top)
+    stats = await ctx.step("count", count_text, params.text, params.top)
     return stats

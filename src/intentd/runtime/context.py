@@ -105,9 +105,12 @@ class IntentContext:
 
         async def run() -> tuple[Any, int]:
             self._n = start_n  # a retried attempt re-emits the same event numbers
-            value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
+            if inspect.iscoroutinefunction(fn):
+                value = await fn(*args, **kwargs)
+            else:  # a plain function may block: off the event loop
+                value = await self._engine.run_blocking(fn, *args, **kwargs)
+                if inspect.isawaitable(value):  # a plain function that returned a coroutine
+                    value = await value
             return value, self._n
 
         value, self._n = await DBOS.run_step_async(

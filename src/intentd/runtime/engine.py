@@ -19,16 +19,16 @@ see ``_watch_replicas``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import os
 import socket
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import orjson
@@ -44,10 +44,11 @@ from intentd.config import Settings
 from intentd.logs import adopt_logger
 from intentd.problems import Problem, field_errors, problem_of
 from intentd.runtime.context import Cancelled, IntentContext, IntentError, dump_result
+from intentd.runtime.dbos_config import dbos_tuning, sqlite_wal, tune_dbos_database
 from intentd.runtime.metrics import EXECUTIONS_FINISHED
 from intentd.runtime.registry import Registry, RetryPolicy
 from intentd.store import Store
-from intentd.store.db import ping_when_idle, retry_transient
+from intentd.store.db import retry_transient
 from intentd.store.acceptance import Duplicate, UnknownSession, accept, accept_many
 from intentd.store.events import OUTCOMES, EventLog, NewEvent
 from intentd.store.schema import executions, runtime_replicas, sessions
@@ -120,6 +121,9 @@ class Engine:
         self._queue_ready = asyncio.Event()
         # At most this many handlers run here at once, started directly or from the queue.
         self._slots = asyncio.Semaphore(settings.runtime_concurrency)
+        # Steps that are plain functions run here: they may block, and neither
+        # the event loop nor DBOS's threads should wait for them.
+        self._blocking = ThreadPoolExecutor(settings.runtime_concurrency, thread_name_prefix="intentd-step")
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -127,7 +131,7 @@ class Engine:
         global _engine
         _engine = self
         if not self.settings.is_postgres:
-            _sqlite_wal(self.settings.system_database_url)
+            sqlite_wal(self.settings.system_database_url)
         dbos = DBOS(
             config={
                 "name": "intentd",
@@ -136,18 +140,13 @@ class Engine:
                 "executor_id": self.executor_id,
                 "log_level": "WARNING",
                 "notification_listener_polling_interval_sec": 0.1,
-                "sys_db_pool_size": self.settings.dbos_pool_size,
-                # DBOS pings every connection it takes from its pool: a round
-                # trip before each of an execution's two transactions. Only
-                # those idle for a while are pinged (PostgreSQL, below).
-                "db_engine_kwargs": {"pool_pre_ping": False},
+                **dbos_tuning(self.settings),
             }
         )
         # Subscribed before launch: recovered workflows start listening at once.
         self._unsubscribe = [self.bus.subscribe(CONTROL, self._on_control), self.bus.subscribe(EVENTS, self._on_event)]
         DBOS.launch()
-        if self.settings.is_postgres:
-            ping_when_idle(dbos._sys_db.engine)
+        tune_dbos_database(dbos._sys_db.engine, self.settings)
         # DBOS installs a plain-text handler of its own; ours writes JSON and redacts.
         adopt_logger("dbos", "DEBUG" if self.settings.log_level.upper() == "DEBUG" else "WARNING")
         # An *_async DBOS call right after launch also wakes workflows queued
@@ -172,6 +171,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await _stop_running_workflows()
+        self._blocking.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         # DBOS made its executor this loop's default (asyncio.to_thread) and has
         # just shut it down; what closes after us (the store) still needs one.
@@ -298,7 +298,7 @@ class Engine:
         self._accepted[execution_id] = accepted
         try:
             with SetWorkflowID(execution_id):
-                await DBOS.start_workflow_async(_execute, execution_id)
+                await DBOS.start_workflow_async(_execute)
         except BaseException:
             self._accepted.pop(execution_id, None)
             raise
@@ -306,7 +306,7 @@ class Engine:
     async def enqueue(self, execution_id: str) -> None:
         await self._queue_ready.wait()
         with SetWorkflowID(execution_id):
-            await self._queue.enqueue_async(_execute, execution_id)
+            await self._queue.enqueue_async(_execute)
 
     async def create_child(self, parent: IntentContext, child_id: str, intent: str, params: dict[str, Any]) -> str:
         try:
@@ -420,6 +420,12 @@ class Engine:
         await self.events.append(
             NewEvent(type, data, session_id=ctx.session_id, execution_id=ctx.execution_id, n=n, execution_update=update)
         )
+
+    async def run_blocking(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on the runtime's threads for blocking work, in the caller's context."""
+        context = contextvars.copy_context()  # DBOS's step context, as asyncio.to_thread would
+        return await asyncio.get_running_loop().run_in_executor(
+            self._blocking, partial(context.run, fn, *args, **kwargs))
 
     async def run(self, execution_id: str) -> dict[str, Any]:
         async with self._slots:
@@ -615,16 +621,14 @@ async def _stop_running_workflows() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _sqlite_wal(url: str) -> None:
-    """DBOS creates its SQLite file in rollback-journal mode; WAL is persistent once set."""
-    path = Path(url.split(":///", 1)[1])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-
-
 @DBOS.workflow(name="intentd.execute")
-async def _execute(execution_id: str) -> dict[str, Any]:
-    assert _engine is not None, "the runtime engine is not started"
-    return await _engine.run(execution_id)
+async def _execute(*_earlier: str) -> dict[str, Any]:
+    """The execution whose id is this workflow's id.
 
+    Started without arguments: DBOS inspects the signature of a workflow
+    started with some, on every start. Workflows recorded by earlier
+    versions carry the id as their argument (``_earlier``).
+    """
+    execution_id = DBOS.workflow_id
+    assert _engine is not None and execution_id is not None, "the runtime engine is not started"
+    return await _engine.run(execution_id)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, TypeVar
 
@@ -43,7 +44,7 @@ class Store:
     reader thread.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, synchronous: str = "normal", echo: bool = False) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._readers: ThreadPoolExecutor | None = None
@@ -62,13 +63,14 @@ class Store:
             self.engine: AsyncEngine = create_async_engine(
                 url, pool_size=1, max_overflow=0, pool_timeout=60, **options
             )
-            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+            on_connect = partial(_sqlite_on_connect, synchronous=synchronous)
+            event.listen(self.engine.sync_engine, "connect", on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
             if on_disk:
                 # Readers beside the writer (WAL), each statement seeing the latest commit.
-                self._sync_reader = _sync_sqlite_engine(path, pool_size, options)
+                self._sync_reader = _sync_sqlite_engine(path, pool_size, options, on_connect)
                 self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="intentd-sqlite-read")
-                self._sync_writer = _sync_sqlite_engine(path, 1, options)
+                self._sync_writer = _sync_sqlite_engine(path, 1, options, on_connect)
                 event.listen(self._sync_writer, "begin", _sqlite_on_begin)
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="intentd-sqlite-write")
         else:
@@ -80,7 +82,7 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        return cls(settings.app_database_url, pool_size=settings.db_pool_size)
+        return cls(settings.app_database_url, pool_size=settings.db_pool_size, synchronous=settings.sqlite_synchronous)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
@@ -250,22 +252,44 @@ def dialect_insert(dialect: str, table: sa.Table) -> Any:
     return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
-def _sync_sqlite_engine(path: str, connections: int, options: dict[str, Any]) -> sa.Engine:
+def _sync_sqlite_engine(path: str, connections: int, options: dict[str, Any],
+                        on_connect: Callable[[Any, Any], None]) -> sa.Engine:
     """A sync engine on the database file, for functions run whole in a thread of ours."""
     engine = sa.create_engine(
         f"sqlite:///{path}", pool_size=connections, max_overflow=0, pool_timeout=60,
         connect_args={"check_same_thread": False}, **options,
     )
-    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "connect", on_connect)
     return engine
 
 
-def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any, synchronous: str) -> None:
     dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
     cursor = dbapi_conn.cursor()
-    for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+    for pragma in ("busy_timeout=10000", "journal_mode=WAL", f"synchronous={_synchronous(synchronous)}",
+                   "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def sqlite_synchronous(engine: sa.Engine, level: str) -> None:
+    """Every connection of ``engine`` at SQLite's ``synchronous`` ``level``, those open already included.
+
+    For an engine made elsewhere (DBOS's): a connection is set on its next checkout.
+    """
+    pragma = f"PRAGMA synchronous={_synchronous(level)}"
+
+    @event.listens_for(engine, "checkout")
+    def set_level(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("synchronous") != level:
+            dbapi_connection.execute(pragma)
+            record.info["synchronous"] = level
+
+
+def _synchronous(level: str) -> str:
+    if level not in ("normal", "full"):  # it goes into a statement
+        raise ValueError(f"SQLite's synchronous level is 'normal' or 'full', not {level!r}")
+    return level.upper()
 
 
 def _sqlite_on_begin(conn: Any) -> None:

@@ -1,0 +1,54 @@
+"""How intentd configures DBOS for its work, beyond naming and the database URL.
+
+The engine and the bench's tuned baseline (``intentd.bench.dbos_baseline``)
+both use it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from intentd.config import Settings
+from intentd.store.db import ping_when_idle, sqlite_synchronous
+
+# DBOS's threads on SQLite (its default is a thread per waiting call).
+SQLITE_DBOS_THREADS = 8
+
+
+def dbos_tuning(settings: Settings) -> dict[str, Any]:
+    """DBOS configuration keys."""
+    return {
+        "sys_db_pool_size": settings.dbos_pool_size,
+        # DBOS pings every connection it takes from its pool: a round trip
+        # before each of an execution's two transactions. Only those idle for
+        # a while are pinged (``tune_dbos_database``).
+        "db_engine_kwargs": {"pool_pre_ping": False},
+        # SQLite has one writer: DBOS's database calls queue for it, and a
+        # thread for each (DBOS's default) only adds threads that fight over
+        # its lock and the GIL. Steps that block have threads of their own
+        # (``Engine.run_blocking``).
+        **({} if settings.is_postgres else {"max_executor_threads": SQLITE_DBOS_THREADS}),
+    }
+
+
+def tune_dbos_database(engine: sa.Engine, settings: Settings) -> None:
+    """Once DBOS is launched, what its configuration cannot say."""
+    if settings.is_postgres:
+        ping_when_idle(engine)
+    else:
+        # The durability of intentd's own SQLite file. DBOS leaves SQLite's
+        # default, an fsync per commit, which held its write lock for most of
+        # an execution's time (docs/performance.md).
+        sqlite_synchronous(engine, settings.sqlite_synchronous)
+
+
+def sqlite_wal(url: str) -> None:
+    """DBOS creates its SQLite file in rollback-journal mode; WAL is persistent once set."""
+    path = Path(url.split(":///", 1)[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
