@@ -74,13 +74,15 @@ def test_intents_against_the_dbos_baseline() -> None:
     config = intents.IntentsConfig(sockets=2, inflight=2, duration=1.5, warmup=0.3, light_count=3, postgres=False)
     result = intents.run(config)
     cases = [row["case"] for row in result.rows]
-    assert cases == ["bare DBOS, direct", "bare DBOS, queue", "intentd up (embedded)"]
+    assert cases == ["bare DBOS, direct", "bare DBOS, queue", "bare DBOS, direct, tuned as intentd",
+                     "intentd up (embedded)"]
     assert all(row["per second"] > 0 for row in result.rows)
     ours = result.rows[-1]
     assert ours["light: started p50 ms"] is not None
     assert ours["light: completed p50 ms"] >= ours["light: started p50 ms"]
     assert ours["vs direct baseline"] == round(ours["per second"] / result.rows[0]["per second"], 3)
     assert ours["vs queue baseline"] == round(ours["per second"] / result.rows[1]["per second"], 3)
+    assert ours["vs tuned direct baseline"] == round(ours["per second"] / result.rows[2]["per second"], 3)
     assert 0 < ours["machine cores busy"] <= (os.cpu_count() or 1) * 1.05
     # The machine's CPU per intent includes the server's own (a baseline's: its process's).
     assert all(row["machine CPU ms/intent"] > 0 for row in result.rows)

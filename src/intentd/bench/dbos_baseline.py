@@ -1,23 +1,25 @@
 """The `intents` baseline: bare DBOS no-op async workflows, in their own process.
 
-The same DBOS version, configuration keys and database kind as intentd's
-engine (``intentd.runtime.engine``), with a workflow that does nothing.
-Started directly (``DBOS.start_workflow_async``) or through a queue with
-intentd's worker concurrency and polling interval. DBOS has no network API,
-so the closed-loop driver runs in this process, as it does inside intentd.
+The same DBOS version and database kind as intentd's engine
+(``intentd.runtime.engine``), with a workflow that does nothing. Started
+directly (``DBOS.start_workflow_async``) or through a queue with intentd's
+worker concurrency and polling interval. DBOS has no network API, so the
+closed-loop driver runs in this process, as it does inside intentd.
 
-    python -m intentd.bench.dbos_baseline --database-url sqlite:///x/dbos.sqlite --mode queue
+DBOS's own configuration, or with ``--tuned`` the one intentd's engine sets
+for its work (``intentd.runtime.dbos_config``): what intentd adds,
+apart from how it uses DBOS.
+
+    python -m intentd.bench.dbos_baseline --database-url sqlite:///x/dbos.sqlite --mode queue [--tuned]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +29,7 @@ from dbos import DBOS, SetWorkflowID
 from intentd.bench.procs import machine_busy_seconds
 from intentd.bench.report import latency_ms
 from intentd.config import Settings
+from intentd.runtime.dbos_config import dbos_tuning, sqlite_wal, tune_dbos_database
 
 _done: dict[str, asyncio.Future[None]] = {}  # queued workflow id -> resolved when its body returns
 
@@ -40,20 +43,21 @@ async def noop(workflow_id: str) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.database_url.startswith("sqlite"):  # as the engine does: DBOS's SQLite file in WAL mode
-        path = Path(args.database_url.split(":///", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-    DBOS(config={
+    if args.database_url.startswith("sqlite"):  # as the engine does
+        sqlite_wal(args.database_url)
+    settings = Settings(database_url=args.database_url)  # the engine's defaults, on this database
+    dbos = DBOS(config={
         "name": "intentd-bench-baseline",
         "system_database_url": args.database_url,
         "application_version": "bench-1",
         "executor_id": "bench",
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
+        **(dbos_tuning(settings) if args.tuned else {}),
     })
     DBOS.launch()
+    if args.tuned:
+        tune_dbos_database(dbos._sys_db.engine, settings)
     queue = await DBOS.register_queue_async(
         "bench", worker_concurrency=args.concurrency, polling_interval_sec=args.poll_interval,
         on_conflict="always_update",
@@ -105,7 +109,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     busy = machine_busy_seconds() - busy_before
     await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
     return {
-        "mode": args.mode, "concurrency": args.concurrency, "poll_interval": args.poll_interval,
+        "mode": args.mode, "tuned": args.tuned, "concurrency": args.concurrency, "poll_interval": args.poll_interval,
         "server_cpu_ms_per_workflow": round(cpu * 1000 / completed, 3) if completed else None,
         "machine_cpu_ms_per_intent": round(busy * 1000 / completed, 3) if completed else None,
         "light": {"count": len(light), **latency_ms(light)},
@@ -119,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--mode", choices=("direct", "queue"), default="queue")
+    parser.add_argument("--tuned", action="store_true", help="DBOS configured as intentd's engine configures it")
     parser.add_argument("--concurrency", type=int, default=defaults.runtime_concurrency)
     parser.add_argument("--poll-interval", type=float, default=defaults.queue_poll_interval)
     parser.add_argument("--duration", type=float, default=10.0)

@@ -5,7 +5,10 @@ intentd is driven over the agent socket: submit (`intent` message) until
 unless skipped, PostgreSQL with 1 and 2 runtime replicas behind one
 experience process. The baseline (``dbos_baseline``) runs on the same kind of
 database in the same run, started directly and through a queue with
-intentd's polling interval and worker concurrency.
+intentd's polling interval and worker concurrency, with DBOS's own
+configuration; and started directly once more with the configuration
+intentd gives DBOS ("tuned"), so that what intentd adds shows apart from
+how it configures DBOS.
 """
 
 from __future__ import annotations
@@ -55,13 +58,13 @@ class IntentsConfig:
         return cls(duration=4.0, warmup=1.0, light_count=10, postgres=False)
 
 
-def _baseline(database_url: str, mode: str, config: IntentsConfig) -> dict[str, Any]:
+def _baseline(database_url: str, mode: str, config: IntentsConfig, *, tuned: bool = False) -> dict[str, Any]:
     settings = Settings()
     argv = python_argv(
         "-m", "intentd.bench.dbos_baseline", "--database-url", database_url, "--mode", mode,
         "--concurrency", str(config.sockets * config.inflight), "--poll-interval", str(settings.queue_poll_interval),
         "--duration", str(config.duration), "--warmup", str(config.warmup),
-        "--light-count", str(config.light_count),
+        "--light-count", str(config.light_count), *(["--tuned"] if tuned else []),
     )
     done = subprocess.run(argv, capture_output=True, check=False, timeout=config.duration + config.warmup + 240,
                           preexec_fn=child_setup)
@@ -122,6 +125,8 @@ def run(config: IntentsConfig) -> Result:
             direct = _baseline(url, "direct", config)
         with _sqlite(tmp) as url:
             queued = _baseline(url, "queue", config)
+        with _sqlite(tmp) as url:
+            tuned = _baseline(url, "direct", config, tuned=True)
         with servers.embedded(tmp) as server:
             embedded = _measure(server, config, tmp, "intents-embedded")
         failures += embedded["failures"]
@@ -129,7 +134,8 @@ def run(config: IntentsConfig) -> Result:
         result.rows += [
             _row("bare DBOS, direct", "sqlite", direct, ours=False),
             _row("bare DBOS, queue", "sqlite", queued, ours=False),
-            {**_row("intentd up (embedded)", "sqlite", embedded, ours=True), **_ratios(embedded, direct, queued)},
+            _row("bare DBOS, direct, tuned as intentd", "sqlite", tuned, ours=False),
+            {**_row("intentd up (embedded)", "sqlite", embedded, ours=True), **_ratios(embedded, direct, queued, tuned)},
         ]
         per_s = embedded["throughput"]["per_second"]
         result.target("embedded no-op intents per second", f">= {TARGET_EMBEDDED_PER_S:g}", per_s,
@@ -153,8 +159,11 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
         pg_direct = _baseline(url, "direct", config)
     with postgres_database() as url:
         pg_queued = _baseline(url, "queue", config)
+    with postgres_database() as url:
+        pg_tuned = _baseline(url, "direct", config, tuned=True)
     result.rows += [_row("bare DBOS, direct", "postgresql", pg_direct, ours=False),
-                    _row("bare DBOS, queue", "postgresql", pg_queued, ours=False)]
+                    _row("bare DBOS, queue", "postgresql", pg_queued, ours=False),
+                    _row("bare DBOS, direct, tuned as intentd", "postgresql", pg_tuned, ours=False)]
     by_replicas: dict[int, dict[str, Any]] = {}
     for replicas in (1, 2):
         with postgres_database() as url, redis_database() as redis_url, \
@@ -162,7 +171,7 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
             by_replicas[replicas] = _measure(server, config, tmp, f"intents-pg-{replicas}")
         result.rows.append({**_row(f"intentd, {replicas} runtime replica{'s' if replicas > 1 else ''}",
                                    "postgresql", by_replicas[replicas], ours=True),
-                            **_ratios(by_replicas[replicas], pg_direct, pg_queued)})
+                            **_ratios(by_replicas[replicas], pg_direct, pg_queued, pg_tuned)})
     one, two = by_replicas[1]["throughput"]["per_second"], by_replicas[2]["throughput"]["per_second"]
     scaling = two / one if one else None
     ratio = _ratio(by_replicas[1], pg_direct)
@@ -176,10 +185,12 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
     return sum(m["failures"] for m in by_replicas.values()), [e for m in by_replicas.values() for e in m["errors"]]
 
 
-def _ratios(ours: dict[str, Any], direct: dict[str, Any], queued: dict[str, Any]) -> dict[str, float | None]:
+def _ratios(ours: dict[str, Any], direct: dict[str, Any], queued: dict[str, Any],
+            tuned: dict[str, Any]) -> dict[str, float | None]:
     # The target is against direct starts: intentd starts an execution
     # directly too when it has a free slot (the queue only takes overflow).
-    return {"vs direct baseline": _ratio(ours, direct), "vs queue baseline": _ratio(ours, queued)}
+    return {"vs direct baseline": _ratio(ours, direct), "vs queue baseline": _ratio(ours, queued),
+            "vs tuned direct baseline": _ratio(ours, tuned)}
 
 
 def _ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float | None:
