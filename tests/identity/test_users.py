@@ -162,7 +162,7 @@ async def test_bootstrap_with_only_an_email_generates_its_password(tmp_path):
 
 
 async def test_password_hashing_never_waits_on_the_shared_default_executor() -> None:
-    # In embedded mode the default executor is DBOS's few threads: a burst of
+    # Once DBOS runs, the default executor is its few threads: a burst of
     # logins must not queue the runtime's database work there.
     class Refusing(ThreadPoolExecutor):
         def submit(self, *args, **kwargs):
