@@ -26,7 +26,7 @@ from runtime_support import (
     wait_until,
 )
 
-from intentd.runtime.dbos_config import DBOS_THREADS
+from intentd.runtime.dbos_config import SQLITE_DBOS_THREADS
 from intentd.runtime.engine import QUEUE_NAME, params_hash
 from intentd.store import Store
 from intentd.store.acceptance import accept
@@ -366,8 +366,8 @@ def test_plain_function_steps_block_side_by_side_off_the_loop_and_dbos_keeps_its
         running += step
         peak = max(peak, running)
     assert peak > 1, "the blocking steps ran one at a time"
-    # DBOS's database calls queue for its few threads instead of a thread each.
-    assert max(r["dbos_threads"] for r in results) <= DBOS_THREADS
+    # SQLite: DBOS's database calls queue for its few threads instead of a thread each.
+    assert max(r["dbos_threads"] for r in results) <= SQLITE_DBOS_THREADS
     assert {r["dbos_synchronous"] for r in results} == {1}, "DBOS's file as durable as ours: NORMAL"
 
 

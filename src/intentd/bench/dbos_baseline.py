@@ -7,8 +7,9 @@ worker concurrency and polling interval. DBOS has no network API, so the
 closed-loop driver runs in this process, as it does inside intentd.
 
 DBOS's own configuration, or with ``--tuned`` the one intentd's engine sets
-for its work (``intentd.runtime.dbos_config``): what intentd adds,
-apart from how it uses DBOS.
+for its work (``intentd.runtime.dbos_config``), the workflow started
+without arguments as intentd's are: what intentd adds, apart from how it
+sets DBOS up.
 
     python -m intentd.bench.dbos_baseline --database-url sqlite:///x/dbos.sqlite --mode queue [--tuned]
 """
@@ -35,7 +36,8 @@ _done: dict[str, asyncio.Future[None]] = {}  # queued workflow id -> resolved wh
 
 
 @DBOS.workflow(name="bench.noop")
-async def noop(workflow_id: str) -> str:
+async def noop(*_: str) -> str:
+    workflow_id = DBOS.workflow_id or ""
     future = _done.get(workflow_id)
     if future is not None and not future.done():
         future.set_result(None)
@@ -71,7 +73,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         if args.mode == "direct":
             with SetWorkflowID(workflow_id):
-                handle = await DBOS.start_workflow_async(noop, workflow_id)
+                # Tuned: started as intentd starts its workflows, without arguments.
+                handle = await DBOS.start_workflow_async(noop, *([] if args.tuned else [workflow_id]))
             await handle.get_result()
         else:
             # A queued handle's get_result polls the database; the in-process
