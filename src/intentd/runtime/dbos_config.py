@@ -20,7 +20,7 @@ SQLITE_DBOS_THREADS = 8
 
 
 def dbos_tuning(settings: Settings) -> dict[str, Any]:
-    """DBOS configuration keys."""
+    """The DBOS configuration keys intentd sets for its work."""
     return {
         "sys_db_pool_size": settings.dbos_pool_size,
         # DBOS pings every connection it takes from its pool: a round trip
@@ -31,7 +31,7 @@ def dbos_tuning(settings: Settings) -> dict[str, Any]:
         # ~70 at 64 running executions. On SQLite, whose one writer they
         # queue for anyway, they fought over its lock and the GIL more than
         # they worked. (PostgreSQL measured faster with 8 too, but a
-        # distributed test then stalled under load: not taken, see
+        # distributed test then failed under load: not taken, see
         # docs/performance.md, item 32.) Steps that block have threads of
         # their own (``Engine.run_blocking``).
         **({} if settings.is_postgres else {"max_executor_threads": SQLITE_DBOS_THREADS}),
