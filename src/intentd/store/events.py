@@ -72,7 +72,7 @@ def event_row(event: NewEvent, seq: int | None) -> dict[str, Any]:
 def insert_first(conn: sqlite3.Connection, event: NewEvent, seq: int | None) -> dict[str, Any]:
     """SQLite: the first event of a new execution, with the seq the caller reserved in its transaction."""
     row = event_row(event, seq)
-    conn.execute(_INSERT_EVENT_SQLITE, {**row, "data": orjson.dumps(row["data"]).decode()})
+    conn.execute(_INSERT_EVENT_SQLITE, _sqlite_params(row))
     return wire(row)
 
 
@@ -259,8 +259,7 @@ def append_batch_sqlite(conn: sqlite3.Connection, batch: list[NewEvent]) -> list
             next_seq[event.session_id] = seq + 1  # type: ignore[index]
         rows.append(event_row(event, seq))
     changes = _merged_changes(batch)
-    inserted = conn.executemany(_INSERT_EVENT_SQLITE, [{**row, "data": orjson.dumps(row["data"]).decode()}
-                                                       for row in rows]).rowcount
+    inserted = conn.executemany(_INSERT_EVENT_SQLITE, [_sqlite_params(row) for row in rows]).rowcount
     if inserted != len(rows):
         raise _Recorded
     # One executemany per set of changed columns.
@@ -275,6 +274,11 @@ def append_batch_sqlite(conn: sqlite3.Connection, batch: list[NewEvent]) -> list
     for columns, params in by_columns.items():
         conn.executemany(_update_execution_sqlite(columns), params)
     return [wire(row) for row in rows]
+
+
+def _sqlite_params(row: dict[str, Any]) -> dict[str, Any]:
+    """An ``events`` row as sqlite3 takes it: its data as JSON text."""
+    return {**row, "data": orjson.dumps(row["data"]).decode()}
 
 
 @cache
