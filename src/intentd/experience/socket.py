@@ -183,6 +183,9 @@ class Socket:
         self.state = websocket.app.state.experience
         self.settings = self.state.settings
         self.closed = False
+        # The close frame could not be sent: the peer had left. What it sent
+        # before it left is still read and handled (its intents run).
+        self._peer_left = False
         self.auth: SessionAuth | None = None
         self.conn: Connection | None = None
         self._send_lock = asyncio.Lock()
@@ -290,7 +293,7 @@ class Socket:
             return None
 
     async def _receive_loop(self) -> None:
-        while not self.closed:
+        while self._reading:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 self.closed = True
@@ -326,7 +329,7 @@ class Socket:
             if not isinstance(kind, str):
                 raise SocketError("invalid_message", "the message has no type")
             await self._recheck_session()
-            if self.closed:
+            if not self._reading:
                 return
             await self._dispatch(kind, message)
             self._protocol_errors = 0
@@ -447,6 +450,11 @@ class Socket:
                 f"{MAX_PROTOCOL_ERRORS} protocol errors in a row",
             )
 
+    @property
+    def _reading(self) -> bool:
+        """Not closed by us, or closed only because the peer had left (say, a delivery failed)."""
+        return not self.closed or self._peer_left
+
     # -- output ------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -468,4 +476,4 @@ class Socket:
                     await self.ws.send({"type": "websocket.send", "text": orjson.dumps(error).decode()})
                 await self.ws.close(code, reason[:120])
             except Exception:  # the peer is gone already
-                pass
+                self._peer_left = True
