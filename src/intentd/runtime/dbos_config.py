@@ -30,10 +30,9 @@ def dbos_tuning(settings: Settings) -> dict[str, Any]:
         # DBOS starts a thread for each database call that finds none idle:
         # ~70 at 64 running executions. On SQLite, whose one writer they
         # queue for anyway, they fought over its lock and the GIL more than
-        # they worked. (PostgreSQL measured faster with 8 too, but a
-        # distributed test then failed under load: not taken, see
-        # docs/performance.md, item 32.) Steps that block have threads of
-        # their own (``Engine.run_blocking``).
+        # they worked. (PostgreSQL measured faster with 8 too: not taken
+        # yet, see docs/performance.md, item 32.) Steps that block have
+        # threads of their own (``Engine.run_blocking``).
         **({} if settings.is_postgres else {"max_executor_threads": SQLITE_DBOS_THREADS}),
     }
 
