@@ -372,17 +372,22 @@ class Socket:
 
     async def _start_submission(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
         """Submissions run side by side: a client may pipeline intents on one socket
-        (each ack names its message), and the runtime gets them together."""
-        await self._submission_slots.acquire()
+        (each ack names its message), and the runtime gets them together.
+
+        The receive loop never waits for a free slot: were it to stop reading,
+        the server would stop taking the socket's bytes, and a peer that sent
+        intents and left would lose those not read yet. The message rate limit
+        bounds how many wait.
+        """
         task = asyncio.create_task(self._submit_and_reply(message_id, intent, params, key))
         self._submissions.add(task)
-        task.add_done_callback(self._submission_done)
-
-    def _submission_done(self, task: asyncio.Task[None]) -> None:
-        self._submissions.discard(task)
-        self._submission_slots.release()
+        task.add_done_callback(self._submissions.discard)
 
     async def _submit_and_reply(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
+        async with self._submission_slots:
+            await self._submit_or_answer(message_id, intent, params, key)
+
+    async def _submit_or_answer(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
         try:
             await self._submit(message_id, intent, params, key)
         except SocketError as error:
