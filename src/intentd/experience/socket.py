@@ -384,12 +384,9 @@ class Socket:
         task.add_done_callback(self._submissions.discard)
 
     async def _submit_and_reply(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
-        async with self._submission_slots:
-            await self._submit_or_answer(message_id, intent, params, key)
-
-    async def _submit_or_answer(self, message_id: Any, intent: str, params: dict[str, Any], key: str | None) -> None:
         try:
-            await self._submit(message_id, intent, params, key)
+            async with self._submission_slots:
+                await self._submit(message_id, intent, params, key)
         except SocketError as error:
             await self._reply_error(error, message_id)
         except Problem as problem:
