@@ -233,7 +233,7 @@ class WhereResult(BaseModel):
     began: float
     ended: float
     dbos_threads: int
-    dbos_synchronous: int  # SQLite's PRAGMA synchronous on DBOS's connections
+    dbos_synchronous: int | None  # SQLite's PRAGMA synchronous on DBOS's connections; None on PostgreSQL
 
 
 @intent("test.where", description="Block in a plain-function step; say where it ran and how DBOS is set up")
@@ -245,7 +245,10 @@ async def where(ctx: IntentContext, params: WhereParams) -> WhereResult:
 
     thread, workflow_id, began, ended = await ctx.step("plain", plain)
     dbos_threads = sum(thread.name.startswith("dbos-executor") for thread in threading.enumerate())
-    with dbos_module._dbos_global_instance._sys_db.engine.connect() as conn:
-        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    engine = dbos_module._dbos_global_instance._sys_db.engine
+    synchronous = None
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
     return WhereResult(thread=thread, workflow_id=workflow_id, began=began, ended=ended, dbos_threads=dbos_threads,
                        dbos_synchronous=synchronous)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from runtime_support import (
     wait_until,
 )
 
-from intentd.runtime.dbos_config import SQLITE_DBOS_THREADS
+from intentd.runtime.dbos_config import DBOS_THREADS
 from intentd.runtime.engine import QUEUE_NAME, params_hash
 from intentd.store import Store
 from intentd.store.acceptance import accept
@@ -348,6 +349,21 @@ def test_started_directly_or_from_the_queue_no_more_than_the_limit_run_at_once(t
 def test_plain_function_steps_block_side_by_side_off_the_loop_and_dbos_keeps_its_few_threads(
     client: httpx.Client,
 ) -> None:
+    results = _run_blocking_steps(client)
+    assert {r["dbos_synchronous"] for r in results} == {1}, "DBOS's file as durable as ours: NORMAL"
+
+
+def test_on_postgres_too_dbos_keeps_its_few_threads(tmp_path: Path, fresh_postgres_url: Callable[[], str]) -> None:
+    process = start_runtime(tmp_path, runtime_env(INTENTD_DATABASE_URL=fresh_postgres_url()))
+    try:
+        with Runtime(process).client() as client:
+            _run_blocking_steps(client)
+    finally:
+        process.stop()
+
+
+def _run_blocking_steps(client: httpx.Client) -> list[dict[str, Any]]:
+    """64 executions whose plain-function step blocks 0.3 s: where they ran, and DBOS's threads meanwhile."""
     t = tenant()
     response = client.post(f"{EXECUTIONS}/batch", json={
         "items": [{"intent": "test.where", "params": {"pause": 0.3}, "tenant_id": t} for _ in range(64)]})
@@ -366,9 +382,9 @@ def test_plain_function_steps_block_side_by_side_off_the_loop_and_dbos_keeps_its
         running += step
         peak = max(peak, running)
     assert peak > 1, "the blocking steps ran one at a time"
-    # SQLite: DBOS's database calls queue for its few threads instead of a thread each.
-    assert max(r["dbos_threads"] for r in results) <= SQLITE_DBOS_THREADS
-    assert {r["dbos_synchronous"] for r in results} == {1}, "DBOS's file as durable as ours: NORMAL"
+    # DBOS's database calls queue for its few threads instead of a thread each.
+    assert max(r["dbos_threads"] for r in results) <= DBOS_THREADS
+    return results
 
 
 def test_sqlite_synchronous_full_reaches_dbos_too(tmp_path: Path) -> None:

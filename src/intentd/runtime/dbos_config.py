@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from intentd.config import Settings
 from intentd.store.db import ping_when_idle, sqlite_synchronous
 
-# DBOS's threads for its database calls on SQLite (its default: as many as calls wait).
-SQLITE_DBOS_THREADS = 8
+# DBOS's threads for its database calls (its default: as many as calls wait).
+DBOS_THREADS = 8
 
 
 def dbos_tuning(settings: Settings) -> dict[str, Any]:
@@ -28,12 +28,12 @@ def dbos_tuning(settings: Settings) -> dict[str, Any]:
         # a while are pinged (``tune_dbos_database``).
         "db_engine_kwargs": {"pool_pre_ping": False},
         # DBOS starts a thread for each database call that finds none idle:
-        # ~70 at 64 running executions. On SQLite, whose one writer they
-        # queue for anyway, they fought over its lock and the GIL more than
-        # they worked. (PostgreSQL measured faster with 8 too: not taken
-        # yet, see docs/performance.md, item 32.) Steps that block have
-        # threads of their own (``Engine.run_blocking``).
-        **({} if settings.is_postgres else {"max_executor_threads": SQLITE_DBOS_THREADS}),
+        # ~70 at 64 running executions. They fought over the GIL (and on
+        # SQLite over its one writer's lock) more than they worked: 8 did
+        # more executions per second on both databases (docs/performance.md,
+        # items 32 and 35). Steps that block have threads of their own
+        # (``Engine.run_blocking``).
+        "max_executor_threads": DBOS_THREADS,
     }
 
 
