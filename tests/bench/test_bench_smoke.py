@@ -58,6 +58,8 @@ def test_fanout_delivers_every_event_once_in_order() -> None:
     (per_second,) = result.notes
     seconds = [float(p99) for p99 in per_second.removeprefix("p99 ms of each second: ").split(", ")]
     assert 3 <= len(seconds) <= 5 and max(seconds) == round(row["worst second p99 ms"], 1)
+    # The whole machine's busy cores: some, and at most every core.
+    assert 0 < row["machine cores busy"] <= (os.cpu_count() or 1) * 1.05
     assert row["worst second p99 ms"] <= row["max ms"]
 
 
@@ -98,6 +100,7 @@ def test_gateway_measures_nginx_against_direct() -> None:
     ]
     assert all(row["p50 ms"] is not None for row in result.rows)
     assert "added p50 ms" in result.rows[1] and "added p50 ms" in result.rows[3]
+    assert all(0 < row["machine cores busy"] <= (os.cpu_count() or 1) * 1.05 for row in result.rows[2:])
     assert result.checks == {"ping_failures": 0, "fanout_gaps": 0, "fanout_duplicates": 0,
                              "fanout_unfinished_sockets": 0}
 

@@ -96,6 +96,7 @@ def run(config: GatewayConfig) -> Result:
             "p50 ms": fan_latency[path]["p50_ms"], "p99 ms": fan_latency[path]["p99_ms"],
             "max ms": fan_latency[path]["max_ms"],
             "gaps": sum(r["gaps"] for r in fan[path]), "duplicates": sum(r["duplicates"] for r in fan[path]),
+            "machine cores busy": _median([r["machine_busy_cores"] for r in fan[path]]),
             **(fan_added if path == "nginx" else {}),
         })
     every_fanout = [r for runs in fan.values() for r in runs]
