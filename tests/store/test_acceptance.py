@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -126,6 +127,18 @@ async def test_a_batch_gives_each_execution_its_own_outcome_and_gapless_seqs(sto
         rows = (await conn.execute(sa.select(sa.func.count()).select_from(executions))).scalar_one()
         logged = (await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar_one()
     assert (rows, logged) == (7, 7)
+
+
+async def test_an_empty_batch_is_answered_without_the_database(tmp_path: Path) -> None:
+    # No database behind either store: any statement would fail.
+    closed = Store(f"sqlite+aiosqlite:///{tmp_path / 'closed.sqlite'}")
+    await closed.close()
+    unreachable = Store("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    try:
+        for store in (closed, unreachable):
+            assert await accept_many(store, []) == []
+    finally:
+        await unreachable.close()
 
 
 async def test_concurrent_batches_over_the_same_sessions_keep_seqs_gapless(store: Store) -> None:

@@ -45,6 +45,8 @@ async def accept_many(store: Store, batch: list[dict[str, Any]]) -> list[Outcome
 
     The batch is one transaction: a database error is raised, and nothing was written.
     """
+    if not batch:  # every item of a request was invalid: nothing to ask the database
+        return []
     if len(batch) == 1:
         return [await _outcome(accept(store, batch[0]))]
     if store.dialect == "sqlite":
