@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import sqlalchemy as sa
@@ -36,6 +36,9 @@ from intentd.problems import Problem
 from intentd.store import Store
 from intentd.store.events import read_session
 from intentd.store.schema import sessions, users
+
+if TYPE_CHECKING:
+    from intentd.experience.state import ExperienceState
 
 SESSION_TOKEN_BYTES = 32  # 256 bits
 RENEW_AT_MOST_EVERY = 60.0
@@ -72,11 +75,12 @@ class SessionAuth:
     last_seq: int  # when verified
 
 
-async def verify_session_token(store: Store, settings: Settings, token: str | None) -> SessionAuth | None:
+async def verify_session_token(state: ExperienceState, token: str | None) -> SessionAuth | None:
     """The session a token opens, renewing its expiry; None when invalid, expired or revoked."""
     if not token or len(token) > 256 or looks_like_jwt(token):
         return None
-    return await _open_session(store, settings, _OPEN_BY_TOKEN, {"key": hash_token(token)})
+    row = await state.sessions_by_token.get(hash_token(token))
+    return await _renewed(state.store, state.settings, row, time.time())
 
 
 async def recheck_session(store: Store, settings: Settings, session_id: str) -> bool:
@@ -89,7 +93,10 @@ _OPEN = sa.select(
     sessions.c.revoked_at, sessions.c.last_seq, users.c.disabled,
 ).select_from(sessions.outerjoin(users, users.c.id == sessions.c.user_id))
 # Statements built once are compiled once: a connect is on the hot path.
-_OPEN_BY_TOKEN = _OPEN.where(sessions.c.token_hash == sa.bindparam("key"))
+# Read together by the tokens' hashes (``BatchedLookup``): connects come in bursts.
+SESSIONS_BY_TOKEN_HASH = _OPEN.add_columns(sessions.c.token_hash).where(
+    sessions.c.token_hash.in_(sa.bindparam("keys", expanding=True))
+)
 _OPEN_BY_ID = _OPEN.where(sessions.c.id == sa.bindparam("key"))
 _RENEW = (
     sa.update(sessions)
@@ -101,6 +108,11 @@ _RENEW = (
 async def _open_session(store: Store, settings: Settings, query: Any, params: dict[str, str]) -> SessionAuth | None:
     now = time.time()
     row = await store.run_read(lambda conn: conn.execute(query, params).first())
+    return await _renewed(store, settings, row, now)
+
+
+async def _renewed(store: Store, settings: Settings, row: Any, now: float) -> SessionAuth | None:
+    """The session ``row`` opens at ``now``, its expiry renewed; None when it opens none."""
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     if row.user_id is not None and (row.disabled is None or row.disabled):
@@ -151,7 +163,7 @@ async def session_or_user(
         claims = decode_access_token(state.settings, token)
         principal = await credential_checks(request.app).principal(claims)
         return Caller(principal.tenant_id, principal.user_id, None, principal)
-    auth = await verify_session_token(state.store, state.settings, token)
+    auth = await verify_session_token(state, token)
     if auth is None:
         raise _unauthorized("the session token is invalid, expired or revoked")
     return Caller(auth.tenant_id, auth.user_id, auth.session_id, None)
@@ -163,7 +175,7 @@ async def session_token_auth(
     """Only a session token will do (intents are submitted within one session)."""
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
     state = experience_state(request)
-    auth = await verify_session_token(state.store, state.settings, token)
+    auth = await verify_session_token(state, token)
     if auth is None:
         raise _unauthorized("a valid Bearer session token is required (POST /api/sessions issues one)")
     return auth

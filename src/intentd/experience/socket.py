@@ -265,7 +265,7 @@ class Socket:
             token = await self._await_auth_message()
             if token is None:
                 return None
-        auth = await verify_session_token(self.state.store, self.settings, token)
+        auth = await verify_session_token(self.state, token)
         if auth is None:
             await self.close(CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized", "the session token is invalid, expired or revoked")
         return auth

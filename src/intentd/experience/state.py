@@ -19,7 +19,9 @@ from intentd.config import Settings
 from intentd.experience.hub import Hub
 from intentd.experience.limits import Limiter
 from intentd.experience.runtime_client import RuntimeClient
+from intentd.experience.sessions import SESSIONS_BY_TOKEN_HASH
 from intentd.store import Store
+from intentd.store.batched_lookup import BatchedLookup
 from intentd.store.events import prune
 from intentd.store.migrate import prepare_schema
 
@@ -37,6 +39,7 @@ class ExperienceState:
     runtime: RuntimeClient
     hub: Hub
     limiter: Limiter
+    sessions_by_token: BatchedLookup  # what a session token opens, for bursts of connects
     # False when the embedded root shares its store and bus with the runtime
     # plane: it then migrates, starts and closes them itself.
     owns_store: bool = True
@@ -64,6 +67,7 @@ class ExperienceState:
             runtime=runtime if runtime is not None else RuntimeClient(settings),
             hub=Hub(the_store, the_bus),
             limiter=Limiter(settings),
+            sessions_by_token=BatchedLookup(the_store, SESSIONS_BY_TOKEN_HASH, "token_hash"),
             owns_store=store is None,
             owns_bus=bus is None,
         )
