@@ -53,8 +53,8 @@ def measure(server: servers.Server, config: FanoutConfig, tmp: Any, name: str = 
         gen.proceed()
         measured = gen.read(timeout=config.duration + 180)
         cpu = server.cpu_seconds() - cpu_before
-        # Every process on the machine (server, load generator, a proxy in front): how close
-        # to its 2 cores the run took it. A proxy's hop waits for a core when there is none free.
+        # Every process on the machine (server, load generator, a proxy in front): whether
+        # the run left a core free, which tells a lack of CPU from a slow hop.
         measured["machine_busy_cores"] = round((machine_busy_seconds() - busy_before) / (time.monotonic() - started), 2)
     measured["server_cpu_util"] = round(cpu / measured["window_s"], 3) if measured["window_s"] else None
     measured["server_cpu_us_per_delivery"] = round(cpu * 1e6 / measured["delivered"], 1) \
