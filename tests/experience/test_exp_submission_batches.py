@@ -1,4 +1,4 @@
-"""How the experience plane groups submissions into POST /executions/batch requests (``_Batches``)."""
+"""How the experience plane groups submissions into POST /executions/batch requests (``submission_batches``, ``intentd.batches``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from intentd.config import Settings
-from intentd.experience.runtime_client import BATCH_MAX_ITEMS, RuntimeClient, _Batches
+from intentd.experience.runtime_client import BATCH_MAX_ITEMS, RuntimeClient, submission_batches
 from intentd.problems import Problem
 
 
@@ -37,7 +37,7 @@ async def settle() -> None:
 
 async def test_at_light_load_each_submission_goes_alone_at_once() -> None:
     runtime = Runtime()
-    batches = _Batches(runtime.send, slots=2, max_bytes=1000)
+    batches = submission_batches(runtime.send, slots=2, max_bytes=1000)
     for n in range(3):
         assert await batches.submit(b"%d" % n) == {"echo": str(n)}
     assert runtime.batches == [[b"0"], [b"1"], [b"2"]]
@@ -46,7 +46,7 @@ async def test_at_light_load_each_submission_goes_alone_at_once() -> None:
 async def test_submissions_waiting_for_a_slot_go_together_in_order() -> None:
     runtime = Runtime()
     runtime.release.clear()
-    batches = _Batches(runtime.send, slots=1, max_bytes=1000)
+    batches = submission_batches(runtime.send, slots=1, max_bytes=1000)
     first = asyncio.create_task(batches.submit(b"a"))
     await settle()
     rest = [asyncio.create_task(batches.submit(item)) for item in (b"b", b"c", b"d")]
@@ -60,7 +60,7 @@ async def test_submissions_waiting_for_a_slot_go_together_in_order() -> None:
 async def test_a_batch_keeps_within_the_byte_and_item_limits() -> None:
     runtime = Runtime()
     runtime.release.clear()
-    batches = _Batches(runtime.send, slots=1, max_bytes=25)
+    batches = submission_batches(runtime.send, slots=1, max_bytes=25)
     tasks = [asyncio.create_task(batches.submit(b"x" * 10)) for _ in range(5)]
     big = asyncio.create_task(batches.submit(b"y" * 40))  # over the limit alone: sent alone
     await settle()
@@ -72,7 +72,7 @@ async def test_a_batch_keeps_within_the_byte_and_item_limits() -> None:
 
     runtime = Runtime()
     runtime.release.clear()
-    batches = _Batches(runtime.send, slots=1, max_bytes=1 << 20)
+    batches = submission_batches(runtime.send, slots=1, max_bytes=1 << 20)
     tasks = [asyncio.create_task(batches.submit(b"z")) for _ in range(BATCH_MAX_ITEMS + 11)]
     await settle()
     runtime.release.set()
@@ -84,7 +84,7 @@ async def test_a_failed_request_fails_its_submissions_only() -> None:
     runtime = Runtime()
     runtime.release.clear()
     runtime.fail_with = Problem(503, "unavailable", "the runtime plane is unreachable")
-    batches = _Batches(runtime.send, slots=1, max_bytes=1000)
+    batches = submission_batches(runtime.send, slots=1, max_bytes=1000)
     doomed = [asyncio.create_task(batches.submit(item)) for item in (b"a", b"b")]
     await settle()
     runtime.release.set()
@@ -99,7 +99,7 @@ async def test_a_failed_request_fails_its_submissions_only() -> None:
 async def test_a_submitter_that_goes_away_does_not_disturb_the_others() -> None:
     runtime = Runtime()
     runtime.release.clear()
-    batches = _Batches(runtime.send, slots=1, max_bytes=1000)
+    batches = submission_batches(runtime.send, slots=1, max_bytes=1000)
     tasks = [asyncio.create_task(batches.submit(item)) for item in (b"a", b"b", b"c")]
     await settle()
     tasks[1].cancel()

@@ -16,15 +16,15 @@ slot waits for its answer go together in the next request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
+from intentd.batches import Batches
 from intentd.config import ConfigError, Settings
 from intentd.problems import Problem
 
@@ -57,7 +57,7 @@ class RuntimeClient:
             if not self._bases:
                 raise ConfigError("INTENTD_RUNTIME_URL is required to serve the Experience plane alone")
         self._turn = 0
-        self._batches = _Batches(
+        self._batches = submission_batches(
             self._create_batch, slots=BATCH_SLOTS_PER_RUNTIME * len(self._bases),
             # What the runtime's body limit leaves for the items, with room for the envelope.
             max_bytes=settings.max_body_bytes - 64,
@@ -193,55 +193,19 @@ def _problem_of(status: int, body: Any, retry_after: str | None) -> Problem:
     return Problem(502, "bad_gateway", f"the runtime plane answered {status}")
 
 
-@dataclass(eq=False)
-class _Batches:
-    """Coalesces submissions: at most ``slots`` requests in flight, the rest wait and go together.
+def submission_batches(
+    send: Callable[[list[bytes]], Awaitable[list[dict[str, Any] | Problem]]], *, slots: int, max_bytes: int
+) -> Batches[bytes, dict[str, Any]]:
+    """Submissions (JSON bodies) grouped into batch requests of at most ``max_bytes`` and ``BATCH_MAX_ITEMS``."""
+    return Batches(send, slots=slots, take=partial(_fitting_one_request, max_bytes=max_bytes))
 
-    No timer: a submission waits only while every slot already waits for the
-    runtime, so at light load each goes alone, at once.
-    """
 
-    send: Callable[[list[bytes]], Awaitable[list[dict[str, Any] | Problem]]]
-    slots: int
-    max_bytes: int
-    _waiting: list[tuple[bytes, asyncio.Future[dict[str, Any]]]] = field(default_factory=list)
-    _senders: set[asyncio.Task[None]] = field(default_factory=set)  # held: the loop keeps only weak references
-
-    async def submit(self, item: bytes) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        if len(self._senders) < self.slots:
-            sender = asyncio.create_task(self._send_waiting())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
-        return await future
-
-    async def _send_waiting(self) -> None:
-        while self._waiting:
-            batch = self._take()
-            try:
-                answers: list[Any] = await self.send([item for item, _ in batch])
-            except Exception as exc:
-                answers = [exc] * len(batch)
-            except BaseException:  # cancelled: so are the submissions it carried
-                for _, future in batch:
-                    future.cancel()
-                raise
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if future.done():  # its submitter went away
-                    continue
-                if isinstance(answer, Exception):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
-
-    def _take(self) -> list[tuple[bytes, asyncio.Future[dict[str, Any]]]]:
-        """The longest run of waiting submissions that fits one request (at least one)."""
-        count, size = 0, 0
-        for item, _ in self._waiting:
-            size += len(item) + 1
-            if count and (count == BATCH_MAX_ITEMS or size > self.max_bytes):
-                break
-            count += 1
-        batch, self._waiting = self._waiting[:count], self._waiting[count:]
-        return batch
+def _fitting_one_request(items: list[bytes], max_bytes: int) -> int:
+    """How many of ``items``, from the first, fit one request (at least one)."""
+    count, size = 0, 0
+    for item in items:
+        size += len(item) + 1
+        if count and (count == BATCH_MAX_ITEMS or size > max_bytes):
+            break
+        count += 1
+    return count
