@@ -85,7 +85,9 @@ async def verify_session_token(state: ExperienceState, token: str | None) -> Ses
 
 async def recheck_session(store: Store, settings: Settings, session_id: str) -> bool:
     """Whether a session with an open socket is still valid (and renew its expiry)."""
-    return await _open_session(store, settings, _OPEN_BY_ID, {"key": session_id}) is not None
+    now = time.time()
+    row = await store.run_read(lambda conn: conn.execute(_OPEN_BY_ID, {"key": session_id}).first())
+    return await _renewed(store, settings, row, now) is not None
 
 
 _OPEN = sa.select(
@@ -103,12 +105,6 @@ _RENEW = (
     .where(sessions.c.id == sa.bindparam("sid"), sessions.c.revoked_at.is_(None))
     .values(expires_at=sa.bindparam("renewed"))
 )
-
-
-async def _open_session(store: Store, settings: Settings, query: Any, params: dict[str, str]) -> SessionAuth | None:
-    now = time.time()
-    row = await store.run_read(lambda conn: conn.execute(query, params).first())
-    return await _renewed(store, settings, row, now)
 
 
 async def _renewed(store: Store, settings: Settings, row: Any, now: float) -> SessionAuth | None:
