@@ -42,7 +42,7 @@ _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _hasher = PasswordHasher()
 # Hashing is slow on purpose: threads of its own, so that a burst of logins
-# never queues other work (the loop's default executor is DBOS's threads, 8 on SQLite).
+# never queues other work (the loop's default executor is DBOS's 8 threads).
 _hashing = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="intentd-hash")
 T = TypeVar("T")
 
