@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -89,7 +90,43 @@ def test_intents_against_the_dbos_baseline() -> None:
     # The machine's CPU per intent includes the server's own (a baseline's: its process's).
     assert all(row["machine CPU ms/intent"] > 0 for row in result.rows)
     assert ours["machine CPU ms/intent"] >= ours["server CPU ms/intent"] * 0.5
+    cores = os.cpu_count() or 1
+    assert all(row["machine ceiling /s"] == round(cores * 1000 / row["machine CPU ms/intent"], 1)
+               for row in result.rows)
     assert result.checks == {"failures": 0, "errors": []}
+
+
+def test_the_replica_scaling_ceiling_comes_from_what_an_execution_costs() -> None:
+    cores = os.cpu_count() or 1
+    one = {"throughput": {"per_second": 100.0}, "machine_cpu_ms_per_intent": 2.0}
+    # At 4 ms of the machine's CPU each, its cores allow cores * 250/s: 2.5x per core of one replica's 100/s.
+    two = {"throughput": {"per_second": 120.0}, "machine_cpu_ms_per_intent": 4.0}
+    assert intents.machine_ceiling_per_s(two) == cores * 250.0
+    assert intents.scaling_ceiling(one, two) == cores * 2.5
+    assert intents.scaling_ceiling(one, {"throughput": {"per_second": 0.0}, "machine_cpu_ms_per_intent": None}) is None
+
+
+def test_bare_dbos_side_by_side_processes_are_measured_in_one_window(
+    fresh_postgres_url: Callable[[], str],
+) -> None:
+    config = intents.IntentsConfig(sockets=2, inflight=2, duration=1.5, warmup=0.3, light_count=2)
+    pair = intents._baseline(fresh_postgres_url(), "direct", config, tuned=True, processes=2)
+    assert pair["processes"] == 2
+    assert pair["late_s"] == 0  # both were launched before the shared window's warm-up began
+    assert pair["throughput"]["completed"] > 0 and pair["throughput"]["per_second"] > 0
+    assert pair["machine_cpu_ms_per_intent"] > 0 and pair["server_cpu_ms_per_workflow"] > 0
+
+
+def test_side_by_side_rates_add_up_and_the_machine_is_counted_once() -> None:
+    def output(completed: int, per_second: float, server_ms: float, machine_ms: float) -> dict[str, object]:
+        return {"late_s": 0.0, "server_cpu_ms_per_workflow": server_ms, "machine_cpu_ms_per_intent": machine_ms,
+                "throughput": {"completed": completed, "per_second": per_second}}
+
+    # Each process divided the same machine CPU (6 s) by its own count: 2 ms over 3,000, 3 ms over 2,000.
+    pair = intents._side_by_side([output(3000, 300.0, 1.0, 2.0), output(2000, 200.0, 2.0, 3.0)])
+    assert pair["throughput"] == {"completed": 5000, "per_second": 500.0, "p50_ms": None, "p99_ms": None}
+    assert pair["machine_cpu_ms_per_intent"] == 1.2  # 6 s over 5,000
+    assert pair["server_cpu_ms_per_workflow"] == 1.4  # (3,000 x 1 + 2,000 x 2) / 5,000
 
 
 def test_gateway_measures_nginx_against_direct() -> None:
