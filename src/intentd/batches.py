@@ -37,27 +37,34 @@ class Batches(Generic[Item, Answer]):
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if len(self._senders) < self.slots:
-            sender = asyncio.create_task(self._send_waiting())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+            self._senders.add(asyncio.create_task(self._send_waiting()))
         return await future
 
     async def _send_waiting(self) -> None:
-        while self._waiting:
-            count = max(1, self.take([item for item, _ in self._waiting]))
-            batch, self._waiting = self._waiting[:count], self._waiting[count:]
-            try:
-                answers: list[Any] = await self.send([item for item, _ in batch])
-            except Exception as exc:
-                answers = [exc] * len(batch)
-            except BaseException:  # cancelled: so are the items it carried
-                for _, future in batch:
-                    future.cancel()
-                raise
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if future.done():  # its caller went away
-                    continue
-                if isinstance(answer, Exception):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+        try:
+            while self._waiting:
+                await self._send_batch()
+        finally:
+            # The slot is free the moment nothing waits. A done callback
+            # would free it a loop turn later, and an item submitted in
+            # between would find every slot taken and wait with no sender.
+            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _send_batch(self) -> None:
+        count = max(1, self.take([item for item, _ in self._waiting]))
+        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        try:
+            answers: list[Any] = await self.send([item for item, _ in batch])
+        except Exception as exc:
+            answers = [exc] * len(batch)
+        except BaseException:  # cancelled: so are the items it carried
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # its caller went away
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)

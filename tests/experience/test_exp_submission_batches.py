@@ -43,6 +43,17 @@ async def test_at_light_load_each_submission_goes_alone_at_once() -> None:
     assert runtime.batches == [[b"0"], [b"1"], [b"2"]]
 
 
+async def test_a_submission_made_as_the_last_batch_ends_gets_a_sender() -> None:
+    runtime = Runtime()
+    batches = submission_batches(runtime.send, slots=1, max_bytes=1000)
+    assert await batches.submit(b"a") == {"echo": "a"}
+    # Resumed by its answer, this caller submits again before the loop has
+    # run the finished sender's done callbacks: the one slot must be free.
+    async with asyncio.timeout(2):  # in this task: ``wait_for`` would start another, a loop turn later
+        assert await batches.submit(b"b") == {"echo": "b"}
+    assert runtime.batches == [[b"a"], [b"b"]]
+
+
 async def test_submissions_waiting_for_a_slot_go_together_in_order() -> None:
     runtime = Runtime()
     runtime.release.clear()

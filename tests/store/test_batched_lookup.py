@@ -85,3 +85,12 @@ async def test_a_lookup_whose_caller_gave_up_leaves_the_others_answered(store: C
     waiting[0].cancel()
     assert _ids(await asyncio.wait_for(asyncio.gather(first, waiting[1]), 10)) == ["s5", "s7"]
     assert waiting[0].cancelled()
+
+
+async def test_a_lookup_made_as_the_previous_read_ends_is_read(store: CountingStore) -> None:
+    lookup = BatchedLookup(store, BY_HASH, "token_hash")
+    assert _ids([await lookup.get("h8")]) == ["s8"]
+    # Resumed by its answer, this caller looks up again before the loop runs
+    # anything else (two sockets authenticating one after the other).
+    async with asyncio.timeout(10):  # in this task: ``wait_for`` would start another, a loop turn later
+        assert _ids([await lookup.get("h9")]) == ["s9"]
