@@ -99,7 +99,7 @@ def test_intents_against_the_dbos_baseline() -> None:
 def test_the_replica_scaling_ceiling_comes_from_what_an_execution_costs() -> None:
     cores = os.cpu_count() or 1
     one = {"throughput": {"per_second": 100.0}, "machine_cpu_ms_per_intent": 2.0}
-    # At 4 ms of the machine's CPU each, its cores allow cores * 250/s: 2.5x per core of one replica's 100/s.
+    # At 4 ms of the machine's CPU each, each core allows 250/s: 2.5 times one replica's 100/s per core.
     two = {"throughput": {"per_second": 120.0}, "machine_cpu_ms_per_intent": 4.0}
     assert intents.machine_ceiling_per_s(two) == cores * 250.0
     assert intents.scaling_ceiling(one, two) == cores * 2.5
