@@ -13,9 +13,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from intentd.bench import fanout, gateway, intents, messages
+from intentd.bench.procs import BenchError
 from intentd.cli.bench import app
 
 TINY_FANOUT = fanout.FanoutConfig(sockets=20, rate=200.0, sockets_per_session=5, duration=3.0)
@@ -115,6 +117,12 @@ def test_bare_dbos_side_by_side_processes_are_measured_in_one_window(
     assert pair["late_s"] == 0  # both were launched before the shared window's warm-up began
     assert pair["throughput"]["completed"] > 0 and pair["throughput"]["per_second"] > 0
     assert pair["machine_cpu_ms_per_intent"] > 0 and pair["server_cpu_ms_per_workflow"] > 0
+
+
+def test_a_baseline_process_that_fails_reports_its_error() -> None:
+    config = intents.IntentsConfig(sockets=2, inflight=2, duration=1.0, warmup=0.2, light_count=1)
+    with pytest.raises(BenchError, match="DBOS baseline failed:(.|\n)*Connection refused"):
+        intents._baseline("postgresql://postgres@127.0.0.1:1/nothing", "direct", config, processes=2)
 
 
 def test_side_by_side_rates_add_up_and_the_machine_is_counted_once() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,19 +78,23 @@ def _baseline(database_url: str, mode: str, config: IntentsConfig, *, tuned: boo
         "--light-count", str(config.light_count), "--executor-id", f"bench-{index}", "--begin-at", str(begin_at),
         *(["--tuned"] if tuned else []),
     ) for index in range(processes)]
-    children = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=child_setup)
-                for argv in argvs]
-    outputs = []
-    try:
-        for child in children:
-            out, err = child.communicate(timeout=config.duration + config.warmup + 240)
-            if child.returncode != 0:
-                raise BenchError(f"DBOS baseline failed:\n{err.decode(errors='replace')[-2000:]}")
-            outputs.append(orjson.loads(out.splitlines()[-1]))
-    finally:
-        for child in children:
-            child.kill()
-            child.wait()
+    # stderr to files: side by side, a pipe not read yet could fill and stall its process.
+    with contextlib.ExitStack() as stack:
+        errors = [stack.enter_context(tempfile.TemporaryFile()) for _ in argvs]
+        children = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, preexec_fn=child_setup)
+                    for argv, err in zip(argvs, errors, strict=True)]
+        outputs = []
+        try:
+            for child, err in zip(children, errors, strict=True):
+                out, _ = child.communicate(timeout=config.duration + config.warmup + 240)
+                if child.returncode != 0:
+                    err.seek(0)
+                    raise BenchError(f"DBOS baseline failed:\n{err.read().decode(errors='replace')[-2000:]}")
+                outputs.append(orjson.loads(out.splitlines()[-1]))
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
     return outputs[0] if processes == 1 else _side_by_side(outputs)
 
 
@@ -97,20 +102,15 @@ def _side_by_side(outputs: list[dict[str, Any]]) -> dict[str, Any]:
     """One baseline result for processes measured in one window: their rates add up."""
     completed = [o["throughput"]["completed"] for o in outputs]
     total = sum(completed)
-
-    def per_execution(key: str) -> float | None:
-        if not total or any(o[key] is None for o in outputs):
-            return None
-        if key == "machine_cpu_ms_per_intent":
-            # Each process saw the whole machine's CPU over the shared window.
-            return round(1 / sum(1 / o[key] for o in outputs), 3)
-        return round(sum(o[key] * n for o, n in zip(outputs, completed, strict=True)) / total, 3)
-
+    server = [o["server_cpu_ms_per_workflow"] for o in outputs]
+    machine = [o["machine_cpu_ms_per_intent"] for o in outputs]
     return {
         "processes": len(outputs),
         "late_s": max(o["late_s"] for o in outputs),
-        "server_cpu_ms_per_workflow": per_execution("server_cpu_ms_per_workflow"),
-        "machine_cpu_ms_per_intent": per_execution("machine_cpu_ms_per_intent"),
+        "server_cpu_ms_per_workflow": round(sum(ms * n for ms, n in zip(server, completed, strict=True)) / total, 3)
+        if total and all(server) else None,
+        # Each process divided the whole machine's CPU over the shared window by its own count.
+        "machine_cpu_ms_per_intent": round(1 / sum(1 / ms for ms in machine), 3) if all(machine) else None,
         # Latencies are per process; side by side, the light phases overlap too.
         "light": {"p50_ms": None},
         "throughput": {"completed": total, "per_second": round(sum(o["throughput"]["per_second"] for o in outputs), 1),
