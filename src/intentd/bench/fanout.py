@@ -9,12 +9,11 @@ So the runtime records ``rate / sockets_per_session`` events per second.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from intentd.bench import servers
-from intentd.bench.procs import LoadGen, machine_busy_seconds, workdir
+from intentd.bench.procs import BusyCores, LoadGen, workdir
 from intentd.bench.report import Result
 
 TARGET_P99_MS = 20.0
@@ -49,13 +48,13 @@ def measure(server: servers.Server, config: FanoutConfig, tmp: Any, name: str = 
     tokens = server.session_tokens(config.sessions)
     with LoadGen(config.job(server.agent_url, tokens), log_dir=tmp, name=name) as gen:
         gen.read(timeout=300)  # connected
-        cpu_before, busy_before, started = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
+        cpu_before, busy = server.cpu_seconds(), BusyCores()
         gen.proceed()
         measured = gen.read(timeout=config.duration + 180)
         cpu = server.cpu_seconds() - cpu_before
         # Every process on the machine (server, load generator, a proxy in front): whether
         # the run left a core free, which tells a lack of CPU from a slow hop.
-        measured["machine_busy_cores"] = round((machine_busy_seconds() - busy_before) / (time.monotonic() - started), 2)
+        measured["machine_busy_cores"] = busy.average()
     measured["server_cpu_util"] = round(cpu / measured["window_s"], 3) if measured["window_s"] else None
     measured["server_cpu_us_per_delivery"] = round(cpu * 1e6 / measured["delivered"], 1) \
         if measured["delivered"] else None

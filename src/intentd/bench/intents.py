@@ -30,8 +30,8 @@ import orjson
 from intentd.bench import servers
 from intentd.bench.procs import (
     BenchError,
+    BusyCores,
     child_setup,
-    machine_busy_seconds,
     postgres_database,
     python_argv,
     redis_database,
@@ -123,12 +123,12 @@ def _measure(server: servers.Server, config: IntentsConfig, tmp: Path, name: str
     job = {"kind": "intents", "url": server.agent_url, "tokens": tokens, "intent": NOOP_INTENT,
            "params": {"message": "bench"}, "inflight": config.inflight, "duration": config.duration,
            "warmup": config.warmup, "light_count": config.light_count}
-    cpu_before, busy_before, started = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
+    cpu_before, busy = server.cpu_seconds(), BusyCores()
     measured = run_loadgen(job, log_dir=tmp, timeout=config.duration + config.warmup + 300, name=name)
     cpu = server.cpu_seconds() - cpu_before
     # Cores in use by every process on the machine (servers, databases, the
     # load generator): when it is all of them, another replica has no core to run on.
-    measured["machine_busy_cores"] = round((machine_busy_seconds() - busy_before) / (time.monotonic() - started), 2)
+    measured["machine_busy_cores"] = busy.average()
     measured["server_cpu_ms_per_workflow"] = round(cpu * 1000 / measured["all_completed"], 3) \
         if measured["all_completed"] else None
     return measured

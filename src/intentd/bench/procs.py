@@ -81,6 +81,16 @@ def machine_busy_seconds() -> float:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+class BusyCores:
+    """How many of the machine's cores were busy on average, from its creation until ``average()``."""
+
+    def __init__(self) -> None:
+        self._busy, self._started = machine_busy_seconds(), time.monotonic()
+
+    def average(self) -> float:
+        return round((machine_busy_seconds() - self._busy) / (time.monotonic() - self._started), 2)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
