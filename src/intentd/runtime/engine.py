@@ -204,7 +204,7 @@ class Engine:
             recorded = await accept(self.store, values)
         except (Duplicate, UnknownSession) as refused:
             return await self._refused(request, values, refused, enqueue)
-        await self.events.publish([recorded])
+        self.events.publish_soon([recorded])
         return await self._start_accepted(values, enqueue), False
 
     async def create_many(self, requests: list[CreateRequest]) -> list[tuple[dict[str, Any], bool] | Problem]:
@@ -222,7 +222,7 @@ class Engine:
             outcomes = iter([exc] * len(rows))
         accepted = [(values, next(outcomes)) if not isinstance(values, Problem) else (values, None)
                     for values in prepared]
-        await self.events.publish([outcome for _, outcome in accepted if isinstance(outcome, dict)])
+        self.events.publish_soon([outcome for _, outcome in accepted if isinstance(outcome, dict)])
 
         async def settle(request: CreateRequest, values: Any, outcome: Any) -> tuple[dict[str, Any], bool] | Problem:
             try:
