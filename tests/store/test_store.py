@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from intentd.config import load_settings
 from intentd.store import Store
-from intentd.store.db import is_transient, native_statement, sqlite_synchronous
+from intentd.store.db import PING_WHEN_IDLE_FOR, is_transient, native_statement, sqlite_synchronous
 from intentd.store.migrate import upgrade_async
 from intentd.store.schema import sessions
 
@@ -92,6 +92,31 @@ async def test_a_native_statement_fails_as_sqlalchemy_would_and_a_lost_connectio
                 await store.fetch_native(_INSERT_SESSION, {"id": f"s{n + 2}"})
             assert lost.value.connection_invalidated and is_transient(lost.value)
             assert [row["id"] for row in await store.fetch_native(_INSERT_SESSION, {"id": f"s{n + 2}"})] == [f"s{n + 2}"]
+    finally:
+        await store.close()
+
+
+async def test_an_idle_connection_is_checked_with_one_statement_and_replaced_when_dead(fresh_postgres_url) -> None:
+    url = load_settings({"INTENTD_DATABASE_URL": fresh_postgres_url()}).app_database_url
+    store = Store(url, pool_size=1)
+    select_pid = native_statement("SELECT pg_backend_pid() AS pid")
+    try:
+        sent: list[str] = []
+        async with store.engine.connect() as conn:
+            (await conn.get_raw_connection()).driver_connection.add_query_logger(lambda query: sent.append(query.query))
+        await asyncio.sleep(PING_WHEN_IDLE_FOR + 0.1)
+        first = (await store.fetch_native(select_pid, {}))[0]["pid"]
+        await asyncio.sleep(0.01)  # asyncpg calls its query loggers soon after, not during
+        # The check before it and nothing else: no transaction around it, one round trip.
+        assert sent == ["SELECT 1", select_pid.sql]
+
+        killer = Store(url)
+        try:
+            await killer.fetch_native(native_statement("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        finally:
+            await killer.close()
+        await asyncio.sleep(PING_WHEN_IDLE_FOR + 0.1)
+        assert (await store.fetch_native(select_pid, {}))[0]["pid"] != first, "checked, found dead, replaced"
     finally:
         await store.close()
 

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 from intentd.config import Settings
 
@@ -203,7 +204,7 @@ class Store:
 # A connection is checked before use only when it has been idle this long;
 # one in steady use was alive a moment ago (HikariCP's "alive bypass window").
 # The asyncpg dialect's ping is three round trips (BEGIN, ";", ROLLBACK): on
-# every checkout it was three of an execution's ~eight round trips.
+# every checkout it was three of an execution's ~eight round trips. Ours is one.
 PING_WHEN_IDLE_FOR = 0.5
 
 
@@ -219,6 +220,14 @@ def ping_when_idle(engine: sa.Engine) -> None:
         idle_since = record.info.get("idle_since")
         if idle_since is None or time.monotonic() - idle_since < PING_WHEN_IDLE_FOR:
             return  # just opened, or in steady use
+        if engine.dialect.driver == "asyncpg":
+            # One round trip, not the dialect's three. The simple query
+            # protocol prepares nothing: a transaction-mode pgbouncer takes it.
+            try:
+                await_only(record.driver_connection.execute("SELECT 1"))
+            except Exception as exc:  # whatever it was, this connection cannot be trusted
+                raise sa_exc.DisconnectionError(str(exc)) from exc
+            return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
