@@ -201,3 +201,39 @@ async def test_two_writers_over_the_same_sessions_keep_every_seq_gapless(databas
         assert seqs == list(range(1, len(seqs) + 1))
         assert [e["seq"] for e in await read_session(store, session_id)] == seqs
     await store.close()
+
+
+class GatedBus(MemoryBus):
+    """A bus whose publishes wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def publish(self, topic: str, *messages: dict) -> None:
+        await self.gate.wait()
+        await super().publish(topic, *messages)
+
+
+async def test_events_recorded_elsewhere_are_published_in_order_without_waiting_for_the_bus(database_url) -> None:
+    store = await make_store(database_url)
+    bus = GatedBus()
+    heard: list[dict] = []
+    bus.subscribe("events", heard.append)
+    log = EventLog(store, bus)
+    await log.start()
+    try:
+        accepted = {"type": "execution.accepted", "seq": 1, "session_id": "s1", "execution_id": "e1", "n": 0}
+        log.publish_soon([accepted])  # returns at once: the bus is stuck
+        async with asyncio.timeout(10):
+            started = await log.append(NewEvent("execution.started", {}, "s1", "e1", n=1))
+        assert heard == [], "nothing reached the bus yet"
+        bus.gate.set()
+        async with asyncio.timeout(10):
+            while len(heard) < 2:
+                await asyncio.sleep(0.01)
+        assert [event["type"] for event in heard] == ["execution.accepted", "execution.started"]
+        assert heard[1] == started
+    finally:
+        await log.close()
+        await store.close()
