@@ -106,9 +106,11 @@ async def test_an_idle_connection_is_checked_with_one_statement_and_replaced_whe
             (await conn.get_raw_connection()).driver_connection.add_query_logger(lambda query: sent.append(query.query))
         await asyncio.sleep(PING_WHEN_IDLE_FOR + 0.1)
         first = (await store.fetch_native(select_pid, {}))[0]["pid"]
+        assert (await store.fetch_native(select_pid, {}))[0]["pid"] == first
         await asyncio.sleep(0.01)  # asyncpg calls its query loggers soon after, not during
-        # The check before it and nothing else: no transaction around it, one round trip.
-        assert sent == ["SELECT 1", select_pid.sql]
+        # One check before the first, none before the second (it was in use a
+        # moment ago); no transaction around either, nothing sent on their return.
+        assert sent == ["SELECT 1", select_pid.sql, select_pid.sql]
 
         killer = Store(url)
         try:
