@@ -26,13 +26,18 @@ async def make_store(url: str) -> Store:
     return store
 
 
-async def test_replayed_events_are_recorded_once_and_seq_stays_gapless(database_url) -> None:
-    store = await make_store(database_url)
-    bus = MemoryBus()
+async def listening_log(store: Store, bus: MemoryBus) -> tuple[EventLog, list[dict]]:
+    """A started event log publishing on ``bus``, and the events the bus carries, as they come."""
     heard: list[dict] = []
     bus.subscribe("events", heard.append)
     log = EventLog(store, bus)
     await log.start()
+    return log, heard
+
+
+async def test_replayed_events_are_recorded_once_and_seq_stays_gapless(database_url) -> None:
+    store = await make_store(database_url)
+    log, heard = await listening_log(store, MemoryBus())
     try:
         first = [await log.append(NewEvent("execution.progress", {"i": i}, "s1", "e1", n=i)) for i in range(3)]
         replayed = [await log.append(NewEvent("execution.progress", {"i": i}, "s1", "e1", n=i)) for i in range(3)]
@@ -218,10 +223,7 @@ class GatedBus(MemoryBus):
 async def test_events_recorded_elsewhere_are_published_in_order_without_waiting_for_the_bus(database_url) -> None:
     store = await make_store(database_url)
     bus = GatedBus()
-    heard: list[dict] = []
-    bus.subscribe("events", heard.append)
-    log = EventLog(store, bus)
-    await log.start()
+    log, heard = await listening_log(store, bus)
     try:
         accepted = {"type": "execution.accepted", "seq": 1, "session_id": "s1", "execution_id": "e1", "n": 0}
         log.publish_soon([accepted])  # returns at once: the bus is stuck
