@@ -468,8 +468,12 @@ class Socket:
     async def close(self, code: int, reason: str, error_code: str | None = None, message: str | None = None) -> None:
         """Send ``error`` (when ``error_code``) then the close frame; idempotent."""
         async with self._send_lock:
-            if self.closed or self.ws.application_state != WebSocketState.CONNECTED:
-                self.closed = True
+            if self.closed:
+                return
+            if self.ws.application_state != WebSocketState.CONNECTED:
+                # A send failed under us (a delivery to a peer that left): what
+                # the peer sent before it left is still read.
+                self.closed = self._peer_left = True
                 return
             self.closed = True
             try:
