@@ -96,10 +96,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         light.append(await one())
         await asyncio.sleep(args.light_interval)
 
-    late = 0.0
-    if args.begin_at:  # processes measured side by side share one window
-        late = time.time() - (args.begin_at - args.warmup)
-        await asyncio.sleep(max(0.0, -late))
+    if args.side_by_side:  # processes measured side by side share one window, begun once all are ready
+        sys.stdout.write(orjson.dumps({"phase": "ready"}).decode() + "\n")
+        sys.stdout.flush()
+        await asyncio.to_thread(sys.stdin.readline)
+    began_at = time.time()
     begin = time.perf_counter() + args.warmup
     end = begin + args.duration
     measured: list[float] = []
@@ -119,7 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": args.mode, "tuned": args.tuned, "concurrency": args.concurrency, "poll_interval": args.poll_interval,
         "server_cpu_ms_per_workflow": round(cpu * 1000 / completed, 3) if completed else None,
         "machine_cpu_ms_per_intent": round(busy * 1000 / completed, 3) if completed else None,
-        "late_s": round(max(0.0, late), 3),
+        "began_at": began_at,
         "light": {"count": len(light), **latency_ms(light)},
         "throughput": {"completed": len(measured), "seconds": args.duration,
                        "per_second": round(len(measured) / args.duration, 1), **latency_ms(measured)},
@@ -139,8 +140,8 @@ def main() -> None:
     parser.add_argument("--light-count", type=int, default=20)
     parser.add_argument("--light-interval", type=float, default=0.05)
     parser.add_argument("--executor-id", default="bench", help="distinct for each process on one database")
-    parser.add_argument("--begin-at", type=float, default=0.0,
-                        help="wall-clock time (epoch s) the measured window begins, after the warm-up")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help='after the light load, say {"phase": "ready"} and begin the warm-up on a line of stdin')
     result = uvloop.run(run(parser.parse_args()))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import tempfile
 import time
@@ -46,8 +47,8 @@ TARGET_RATIO = 0.8
 TARGET_EMBEDDED_PER_S = 100.0
 TARGET_SCALING = 1.6
 TARGET_STARTED_P50_MS = 20.0
-# Time for a baseline process to launch DBOS and send its light load.
-BASELINE_LAUNCH_S = 8.0
+# How long a baseline process may take to launch DBOS and send its light load.
+BASELINE_READY_TIMEOUT_S = 240.0
 
 
 @dataclass(frozen=True)
@@ -69,22 +70,27 @@ def _baseline(database_url: str, mode: str, config: IntentsConfig, *, tuned: boo
     """Bare DBOS in ``processes`` processes side by side on one database, 64 in flight between them."""
     settings = Settings()
     concurrency = config.sockets * config.inflight // processes
-    # Processes side by side measure one window, begun once every one has launched and sent its light load.
-    begin_at = time.time() + BASELINE_LAUNCH_S + config.warmup if processes > 1 else 0.0
     argvs = [python_argv(
         "-m", "intentd.bench.dbos_baseline", "--database-url", database_url, "--mode", mode,
         "--concurrency", str(concurrency), "--poll-interval", str(settings.queue_poll_interval),
         "--duration", str(config.duration), "--warmup", str(config.warmup),
-        "--light-count", str(config.light_count), "--executor-id", f"bench-{index}", "--begin-at", str(begin_at),
-        *(["--tuned"] if tuned else []),
+        "--light-count", str(config.light_count), "--executor-id", f"bench-{index}",
+        *(["--tuned"] if tuned else []), *(["--side-by-side"] if processes > 1 else []),
     ) for index in range(processes)]
     # stderr to files: side by side, a pipe not read yet could fill and stall its process.
     with contextlib.ExitStack() as stack:
         errors = [stack.enter_context(tempfile.TemporaryFile()) for _ in argvs]
-        children = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, preexec_fn=child_setup)
+        children = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                     preexec_fn=child_setup)
                     for argv, err in zip(argvs, errors, strict=True)]
         outputs = []
         try:
+            if processes > 1:  # one window for all: begun once every one has launched and sent its light load
+                _await_ready(children, time.monotonic() + BASELINE_READY_TIMEOUT_S)
+                for child in children:
+                    with contextlib.suppress(BrokenPipeError):  # it failed: its error comes out below
+                        child.stdin.write(b"go\n")  # type: ignore[union-attr]
+                        child.stdin.flush()  # type: ignore[union-attr]
             for child, err in zip(children, errors, strict=True):
                 out, _ = child.communicate(timeout=config.duration + config.warmup + 240)
                 if child.returncode != 0:
@@ -98,6 +104,15 @@ def _baseline(database_url: str, mode: str, config: IntentsConfig, *, tuned: boo
     return outputs[0] if processes == 1 else _side_by_side(outputs)
 
 
+def _await_ready(children: list[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Each child's first line: ready (or the end of its output: its error comes out after)."""
+    for child in children:
+        readable, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            raise BenchError("a DBOS baseline process was not ready in time")
+        child.stdout.readline()  # type: ignore[union-attr]
+
+
 def _side_by_side(outputs: list[dict[str, Any]]) -> dict[str, Any]:
     """One baseline result for processes measured in one window: their rates add up."""
     completed = [o["throughput"]["completed"] for o in outputs]
@@ -106,7 +121,8 @@ def _side_by_side(outputs: list[dict[str, Any]]) -> dict[str, Any]:
     machine = [o["machine_cpu_ms_per_intent"] for o in outputs]
     return {
         "processes": len(outputs),
-        "late_s": max(o["late_s"] for o in outputs),
+        # How far apart their windows began: the time it took to tell them all to begin.
+        "window_spread_s": round(max(o["began_at"] for o in outputs) - min(o["began_at"] for o in outputs), 3),
         "server_cpu_ms_per_workflow": round(sum(ms * n for ms, n in zip(server, completed, strict=True)) / total, 3)
         if total and all(server) else None,
         # Each process divided the whole machine's CPU over the shared window by its own count.
@@ -235,9 +251,6 @@ def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, li
                      "vs 1 process": _ratio(pg_direct_2, pg_direct)},
                     {**_row("bare DBOS, direct, tuned as intentd, 2 processes", "postgresql", pg_tuned_2, ours=False),
                      "vs 1 process": _ratio(pg_tuned_2, pg_tuned)}]
-    late = max(pg_direct_2["late_s"], pg_tuned_2["late_s"])
-    if late > 0:
-        result.notes.append(f"a baseline process side by side began {late:g} s late: their windows overlap less")
     by_replicas: dict[int, dict[str, Any]] = {}
     for replicas in (1, 2):
         with postgres_database() as url, redis_database() as redis_url, \
