@@ -27,7 +27,7 @@ import orjson
 import uvloop
 from dbos import DBOS, SetWorkflowID
 
-from intentd.bench.procs import machine_busy_seconds
+from intentd.bench.procs import READY_LINE, machine_busy_seconds
 from intentd.bench.report import latency_ms
 from intentd.config import Settings
 from intentd.runtime.dbos_config import dbos_tuning, sqlite_wal, tune_dbos_database
@@ -97,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.light_interval)
 
     if args.side_by_side:  # processes measured side by side share one window, begun once all are ready
-        sys.stdout.write(orjson.dumps({"phase": "ready"}).decode() + "\n")
+        sys.stdout.buffer.write(READY_LINE + b"\n")
         sys.stdout.flush()
         await asyncio.to_thread(sys.stdin.readline)
     began_at = time.time()

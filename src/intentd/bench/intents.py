@@ -30,6 +30,7 @@ import orjson
 
 from intentd.bench import servers
 from intentd.bench.procs import (
+    READY_LINE,
     BenchError,
     BusyCores,
     child_setup,
@@ -110,7 +111,9 @@ def _await_ready(children: list[subprocess.Popen[bytes]], deadline: float) -> No
         readable, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
         if not readable:
             raise BenchError("a DBOS baseline process was not ready in time")
-        child.stdout.readline()  # type: ignore[union-attr]
+        line = child.stdout.readline()  # type: ignore[union-attr]
+        if line and line.strip() != READY_LINE:
+            raise BenchError(f"a DBOS baseline process said {line[:200]!r} before it was ready")
 
 
 def _side_by_side(outputs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -32,6 +32,8 @@ REDIS_HOST, REDIS_PORT = LOCALHOST, 6379
 _REDIS_DB_LOCK = "intentd-test:db-lock:{}"
 START_TIMEOUT = 60.0
 ADMIN_EMAIL = "bench@example.com"
+# What a process measured side by side says once it has launched: the others may begin.
+READY_LINE = b'{"phase":"ready"}'
 
 
 class BenchError(RuntimeError):
