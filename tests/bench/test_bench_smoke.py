@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from websockets.sync.server import Server, ServerConnection, serve
 
 from intentd.bench import fanout, gateway, intents, messages
-from intentd.bench.procs import BenchError
+from intentd.bench.procs import BenchError, LoadGen
 from intentd.cli.bench import app
 
 TINY_FANOUT = fanout.FanoutConfig(sockets=20, rate=200.0, sockets_per_session=5, duration=3.0)
@@ -73,6 +77,41 @@ def test_messages_compares_with_the_echo_baseline() -> None:
     assert baseline["round trips /s"] > 0 and ours["round trips /s"] > 0
     assert ours["ratio"] == round(ours["round trips /s"] / baseline["round trips /s"], 3)
     assert result.checks == {"failures": 0, "all_connected": True}
+
+
+@pytest.fixture
+def timed_echo() -> Iterator[tuple[Server, list[float]]]:
+    """A WebSocket echo server that notes when each frame arrives."""
+    arrivals: list[float] = []
+
+    def echo(ws: ServerConnection) -> None:
+        for frame in ws:
+            arrivals.append(time.monotonic())
+            ws.send(frame)
+
+    with serve(echo, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield server, arrivals
+        server.shutdown()
+    thread.join(5)
+
+
+def test_paced_pings_are_spread_over_each_interval(timed_echo: tuple[Server, list[float]], tmp_path: Path) -> None:
+    """Light load means one ping per socket per interval, the sockets' pings spread evenly, not in bursts."""
+    server, arrivals = timed_echo
+    connections, interval = 10, 0.1
+    job = {"kind": "pingpong", "url": f"ws://127.0.0.1:{server.socket.getsockname()[1]}/",
+           "connections": connections, "duration": 1.0, "warmup": 0.3, "echo": True, "interval": interval}
+    with LoadGen(job, log_dir=tmp_path) as gen:
+        gen.read(timeout=60)
+        gen.proceed()
+        measured = gen.read(timeout=60)
+    assert measured["failures"] == 0
+    assert measured["per_second"] == pytest.approx(connections / interval, rel=0.2)
+    # In bursts, most gaps between two arrivals would be microseconds; evenly spread, interval / connections.
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert statistics.median(gaps) >= interval / connections / 3
 
 
 def test_intents_against_the_dbos_baseline() -> None:

@@ -14,6 +14,7 @@ socket, time to ``execution.started``/``execution.completed``).
 from __future__ import annotations
 
 import asyncio
+import math
 import resource
 import sys
 import time
@@ -169,8 +170,11 @@ async def job_hold(job: Job) -> None:
 async def job_pingpong(job: Job) -> None:
     """Closed loop: each of C sockets sends a ping, awaits the answer, repeats.
 
-    With ``interval`` > 0 each socket pauses that long between round trips:
-    light load, for latency comparisons that queueing does not dominate.
+    With ``interval`` > 0 each socket sends one ping per ``interval``, on a
+    schedule offset by ``interval / C`` from the previous socket's: light,
+    even load, for latency comparisons that queueing does not dominate. (All
+    sockets pausing the same ``interval`` after their answers would send
+    their pings in bursts of C.)
     """
     tokens = job.get("tokens") or [None]
     count = job["connections"]
@@ -189,11 +193,13 @@ async def job_pingpong(job: Job) -> None:
     failures: list[str] = []
     total = 0
 
-    async def loop(sock: Sock, base: int) -> None:
+    async def loop(i: int, sock: Sock) -> None:
         nonlocal total
-        n = 0
+        n, base, offset, slot = 0, i * 10_000_000, begin - warmup + i * interval / count, 0
         try:
             while True:
+                if interval:
+                    await asyncio.sleep(max(0.0, offset + slot * interval - time.perf_counter()))
                 rtt = await ping(sock, base + n, echo=echo)
                 n += 1
                 total += 1
@@ -202,13 +208,13 @@ async def job_pingpong(job: Job) -> None:
                     return
                 if done - rtt >= begin:
                     rtts.append(rtt)
-                if interval:
-                    await asyncio.sleep(interval)
+                if interval:  # the next slot; a late answer skips the slots it missed
+                    slot = max(slot + 1, math.ceil((done - offset) / interval))
         except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
     cpu_before = time.process_time()
-    await asyncio.gather(*(loop(s, i * 10_000_000) for i, s in enumerate(opened)))
+    await asyncio.gather(*(loop(i, s) for i, s in enumerate(opened)))
     emit({
         "phase": "done", "connect": connect_summary(socks, seconds, errors), "connections": len(opened),
         "round_trips": len(rtts), "all_round_trips": total, "seconds": duration, "per_second": round(len(rtts) / duration, 1),
