@@ -272,7 +272,9 @@ class Socket:
 
     async def _await_auth_message(self) -> str | None:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), self.settings.auth_timeout)
+            # Not `wait_for`: on 3.11 it runs the receive in a task of its own, on every connect.
+            async with asyncio.timeout(self.settings.auth_timeout):
+                message = await self.ws.receive()
         except TimeoutError:
             await self.close(
                 CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized",
