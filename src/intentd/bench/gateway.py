@@ -2,8 +2,9 @@
 
 The same `intentd up` process is measured directly and through nginx
 (``intentd.gateway.render.render_nginx``, foreground, free port), in
-interleaved rounds: ping/pong at light load (each socket pauses between round trips,
-so the difference is the proxy hop, not queueing) and the fan-out scenario.
+interleaved rounds: ping/pong at light load (each socket sends one ping per
+interval, the sockets spread over it, so the difference is the proxy hop, not
+queueing) and the fan-out scenario.
 """
 
 from __future__ import annotations
