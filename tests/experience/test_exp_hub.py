@@ -115,6 +115,26 @@ async def test_replay_then_live_has_no_gap_and_no_duplicate_while_events_race(wo
     assert sink.seqs() == list(range(51, 501))
 
 
+def _delivery_tasks(session_id: str) -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == f"deliver-{session_id}"]
+
+
+async def test_an_idle_socket_holds_no_delivery_task_until_its_first_event(world: World) -> None:
+    session_id = await world.new_session()
+    await world.append(session_id, 3)  # before the connect: not this socket's to deliver
+    sink = Sink()
+    conn = world.connect(session_id, sink)
+    with conn.holding():  # as a socket connects: register, `ready`, then live from last_seq
+        await asyncio.sleep(0)
+        conn.go_live(3)
+    await asyncio.sleep(0.3)  # the hub's log poll included
+    assert _delivery_tasks(session_id) == [] and sink.events == []
+    await world.append(session_id, 2)
+    await sink.wait_for_seq(5)
+    assert sink.seqs() == [4, 5]
+    assert len(_delivery_tasks(session_id)) == 1
+
+
 async def test_a_rewind_while_a_send_is_in_flight_is_not_lost(world: World) -> None:
     session_id = await world.new_session()
     sink = Sink(delay=0.002)

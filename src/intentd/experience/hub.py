@@ -47,7 +47,12 @@ CLOSE_INTERNAL_ERROR = 1011
 
 
 class Connection:
-    """One socket's delivery cursor and the task that sends its events in order."""
+    """One socket's delivery cursor and the task that sends its events in order.
+
+    The task starts with the first thing to deliver: most sockets sit idle
+    for long stretches, and one that never receives an event never costs a
+    task.
+    """
 
     def __init__(
         self,
@@ -88,7 +93,7 @@ class Connection:
             self._pending[seq] = event
         else:  # too far behind: forget the bodies, the gap is filled from the log
             self._pending.clear()
-        self._wake.set()
+        self._wake_up()
 
     def replay_from(self, after_seq: int) -> None:
         """Deliver every event after ``after_seq`` from the log, then carry on live.
@@ -97,7 +102,7 @@ class Connection:
         cannot move the cursor past the rewind.
         """
         self._rewind_to = after_seq
-        self._wake.set()
+        self._wake_up()
 
     def go_live(self, last_seq: int) -> None:
         """Start after ``last_seq`` without reading the log: only later events are sent.
@@ -107,13 +112,14 @@ class Connection:
         self.last_delivered = max(self.last_delivered, last_seq)
         self._highest_seen = max(self._highest_seen, self.last_delivered)
         self._pending = {s: e for s, e in self._pending.items() if s > self.last_delivered}
-        self._wake.set()
+        if self._pending:
+            self._wake_up()
 
     def catch_up_to(self, last_seq: int) -> None:
         """The log has events up to ``last_seq``: fetch any this socket has not had."""
         if last_seq > self._highest_seen:
             self._highest_seen = last_seq
-            self._wake.set()
+            self._wake_up()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -123,10 +129,8 @@ class Connection:
             yield
         finally:
             self._holds -= 1
-            self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"deliver-{self.session_id}")
+            if self._due():
+                self._wake_up()
 
     async def stop(self) -> None:
         self.closed = True
@@ -143,6 +147,16 @@ class Connection:
         await self._close(code, reason, error_code)
 
     # -- delivery ---------------------------------------------------------
+
+    def _due(self) -> bool:
+        """Whether there is anything to deliver (or to read from the log first)."""
+        return bool(self._pending) or self._fill or self._rewind_to is not None \
+            or self._highest_seen > self.last_delivered
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+        if self._task is None and not self.closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"deliver-{self.session_id}")
 
     async def _run(self) -> None:
         try:
@@ -242,7 +256,6 @@ class Hub:
         if conn not in conns:
             conns.add(conn)
             self._count += 1
-        conn.start()
 
     async def unregister(self, conn: Connection) -> None:
         conns = self._by_session.get(conn.session_id)
