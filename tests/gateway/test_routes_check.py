@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from intentd.cli import routes as routes_cli
 from intentd.config import load_settings
-from intentd.gateway import render
+from intentd.gateway import render, tables as gateway_tables
 from intentd.gateway.check import (
     RouteProblem,
     check_contract,
@@ -310,7 +310,7 @@ def test_cli_check_fails_with_one_line_per_problem(monkeypatch: pytest.MonkeyPat
         "experience": [r for r in tables["experience"] if r.path != "/api/runtime/agent"],
         "runtime": [*tables["runtime"], ServedRoute("/openapi.json", "http", ("GET",))],
     }
-    monkeypatch.setattr(routes_cli, "route_tables", lambda _settings: broken)
+    monkeypatch.setattr(gateway_tables, "route_tables", lambda _settings: broken)
     result = CliRunner().invoke(_cli(), ["routes", "check"])
     assert result.exit_code == 1
     assert result.output.splitlines() == [

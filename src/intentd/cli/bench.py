@@ -6,13 +6,13 @@ import dataclasses
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from intentd.bench import fanout, gateway, intents, messages, sockets, startup
-from intentd.bench.procs import BenchError, raise_fd_limit
-from intentd.bench.report import Result, print_result, write_json
+# The scenarios are imported in their commands: the rest of `intentd` starts without them.
+if TYPE_CHECKING:
+    from intentd.bench.report import Result
 
 app = typer.Typer(
     help="Benchmarks: each scenario starts its own server process(es) and a separate load generator.",
@@ -35,6 +35,9 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def _run(scenarios: list[Callable[[], Result]], json_file: Path | None) -> None:
+    from intentd.bench.procs import BenchError, raise_fd_limit
+    from intentd.bench.report import print_result, write_json
+
     raise_fd_limit()
     # Stopped with SIGTERM, unwind like Ctrl-C: the scenarios stop their
     # servers and drop their databases on the way out.
@@ -68,6 +71,7 @@ def sockets_command(
     count: Annotated[int | None, typer.Option(help="Sockets to hold (default 10,000; quick 1,000).")] = None,
 ) -> None:
     """Hold N authenticated agent sockets on one `intentd up`: connect rate, RSS per socket, ping."""
+    from intentd.bench import sockets
     config = sockets.SocketsConfig.quick() if quick else sockets.SocketsConfig()
     if count is not None:
         config = dataclasses.replace(config, count=count)
@@ -84,6 +88,7 @@ def fanout_command(
     duration: Annotated[float | None, typer.Option(help="Seconds of streaming (default 10).")] = None,
 ) -> None:
     """S sockets receiving execution events at a target rate: latency p50/p99/max, gaps, duplicates."""
+    from intentd.bench import fanout
     config = fanout.FanoutConfig.quick() if quick else fanout.FanoutConfig()
     overrides = {"sockets": sockets_count, "rate": rate, "sockets_per_session": sockets_per_session,
                  "duration": duration}
@@ -99,6 +104,7 @@ def messages_command(
     duration: Annotated[float | None, typer.Option(help="Seconds measured per run (default 10).")] = None,
 ) -> None:
     """Ping/pong round trips vs a bare ASGI echo app on the same server stack."""
+    from intentd.bench import messages
     config = messages.MessagesConfig.quick() if quick else messages.MessagesConfig()
     if connections:
         config = dataclasses.replace(config, connections=tuple(connections))
@@ -116,6 +122,7 @@ def intents_command(
     duration: Annotated[float | None, typer.Option(help="Seconds measured per run (default 15).")] = None,
 ) -> None:
     """No-op intent throughput and latency vs bare DBOS no-op workflows, SQLite and PostgreSQL."""
+    from intentd.bench import intents
     config = intents.IntentsConfig.quick() if quick else intents.IntentsConfig()
     if postgres is not None:
         config = dataclasses.replace(config, postgres=postgres)
@@ -127,6 +134,7 @@ def intents_command(
 @app.command("gateway")
 def gateway_command(quick: Quick = False, json_file: JsonFile = None) -> None:
     """Ping/pong and fan-out through the rendered nginx config vs direct: added latency."""
+    from intentd.bench import gateway
     config = gateway.GatewayConfig.quick() if quick else gateway.GatewayConfig()
     _run([lambda: gateway.run(config)], json_file)
 
@@ -138,6 +146,7 @@ def startup_command(
     restarts: Annotated[int | None, typer.Option(help="Restarts of the same data dir (default 5; quick 2).")] = None,
 ) -> None:
     """How soon `intentd up` is ready: first start and restarts (target: under 5 s)."""
+    from intentd.bench import startup
     config = startup.StartupConfig.quick() if quick else startup.StartupConfig()
     if restarts is not None:
         config = dataclasses.replace(config, restarts=restarts)
@@ -151,6 +160,8 @@ def all_command(
     postgres: Annotated[bool | None, typer.Option(help="Include the PostgreSQL intents runs.")] = None,
 ) -> None:
     """Every scenario, one after the other, into one JSON file."""
+    from intentd.bench import fanout, gateway, intents, messages, sockets, startup
+
     intents_config = intents.IntentsConfig.quick() if quick else intents.IntentsConfig()
     if postgres is not None:
         intents_config = dataclasses.replace(intents_config, postgres=postgres)

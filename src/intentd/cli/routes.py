@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from intentd.cli.options import DataDir, settings_or_exit
-from intentd.gateway.check import check_routes
 from intentd.gateway.contract import CONTRACT, DEFAULT_PORTS, PLANES, Plane
 from intentd.gateway.render import (
     COMPOSE_UPSTREAMS,
@@ -22,7 +21,6 @@ from intentd.gateway.render import (
     Format,
     render,
 )
-from intentd.gateway.tables import route_tables
 
 app = typer.Typer(
     help="The route contract: show it, check it against the planes, render proxy configs.",
@@ -66,6 +64,10 @@ def check(
 
     Exit 0 only when every check holds; otherwise one line per problem naming the path and plane.
     """
+    # Imported here: they build both planes' apps (FastAPI), which no other command needs.
+    from intentd.gateway.check import check_routes
+    from intentd.gateway.tables import route_tables
+
     settings = settings_or_exit(data_dir)
     tables = route_tables(settings)
     problems = check_routes(tables)
