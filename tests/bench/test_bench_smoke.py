@@ -102,7 +102,7 @@ def test_paced_pings_are_spread_over_each_interval(timed_echo: tuple[Server, lis
     server, arrivals = timed_echo
     connections, interval = 10, 0.1
     job = {"kind": "pingpong", "url": f"ws://127.0.0.1:{server.socket.getsockname()[1]}/",
-           "connections": connections, "duration": 1.0, "warmup": 0.3, "echo": True, "interval": interval}
+           "connections": connections, "duration": 2.0, "warmup": 0.3, "echo": True, "interval": interval}
     with LoadGen(job, log_dir=tmp_path) as gen:
         gen.read(timeout=60)
         gen.proceed()
