@@ -78,7 +78,8 @@ class Connection:
         self._fill = False
         self._rewind_to: int | None = None
         self._holds = 0
-        self._wake = asyncio.Event()
+        # Both made with the first thing to deliver (an Event alone is 0.9 KB).
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- fed by the hub and the socket ------------------------------------
@@ -143,7 +144,8 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         await self._close(code, reason, error_code)
 
     # -- delivery ---------------------------------------------------------
@@ -154,15 +156,20 @@ class Connection:
             or self._highest_seen > self.last_delivered
 
     def _wake_up(self) -> None:
+        if self._wake is None:
+            if self.closed:
+                return
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(self._wake), name=f"deliver-{self.session_id}"
+            )
         self._wake.set()
-        if self._task is None and not self.closed:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"deliver-{self.session_id}")
 
-    async def _run(self) -> None:
+    async def _run(self, wake: asyncio.Event) -> None:
         try:
             while not self.closed:
-                await self._wake.wait()
-                self._wake.clear()
+                await wake.wait()
+                wake.clear()
                 await self._deliver()
         except asyncio.CancelledError:
             raise
