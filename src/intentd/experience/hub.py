@@ -113,7 +113,7 @@ class Connection:
         self.last_delivered = max(self.last_delivered, last_seq)
         self._highest_seen = max(self._highest_seen, self.last_delivered)
         self._pending = {s: e for s, e in self._pending.items() if s > self.last_delivered}
-        if self._pending:
+        if self._due():
             self._wake_up()
 
     def catch_up_to(self, last_seq: int) -> None:
@@ -144,8 +144,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        if self._wake is not None:
-            self._wake.set()
+        self._wake_up()  # a running task sees `closed` and ends; none is started for it
         await self._close(code, reason, error_code)
 
     # -- delivery ---------------------------------------------------------
