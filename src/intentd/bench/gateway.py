@@ -10,13 +10,12 @@ queueing) and the fan-out scenario.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from intentd.bench import fanout, messages, servers
 from intentd.bench.procs import workdir
-from intentd.bench.report import Result
+from intentd.bench.report import Result, median
 
 TARGET_ADDED_P50_MS = 1.0
 
@@ -35,14 +34,9 @@ class GatewayConfig:
         return cls(ping_connections=20, duration=3.0, rounds=2, fanout=fanout.FanoutConfig.quick(), fanout_rounds=1)
 
 
-def _median(values: list[float | None]) -> float | None:
-    present = sorted(v for v in values if v is not None)
-    return statistics.median(present) if present else None
-
-
 def _summary(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     """Median over the rounds of each round's p50/p99/max (ms)."""
-    return {key: _median([run[key] for run in runs]) for key in ("p50_ms", "p99_ms", "max_ms")}
+    return {key: median([run[key] for run in runs]) for key in ("p50_ms", "p99_ms", "max_ms")}
 
 
 def _added(direct: dict[str, float | None], proxied: dict[str, float | None]) -> dict[str, float | None]:
@@ -85,7 +79,7 @@ def run(config: GatewayConfig) -> Result:
         result.rows.append({
             "case": f"ping/pong, {path}", "path": path, "rounds": len(ping[path]),
             "connections": ping[path][0]["connections"],
-            "round trips /s": _median([r["per_second"] for r in ping[path]]),
+            "round trips /s": median([r["per_second"] for r in ping[path]]),
             "p50 ms": ping_latency[path]["p50_ms"], "p99 ms": ping_latency[path]["p99_ms"],
             "max ms": ping_latency[path]["max_ms"], **(ping_added if path == "nginx" else {}),
         })
@@ -93,11 +87,11 @@ def run(config: GatewayConfig) -> Result:
         result.rows.append({
             "case": f"fan-out, {path}", "path": path, "rounds": len(fan[path]),
             "connections": fan[path][0]["sockets"],
-            "delivered /s": _median([r["delivered_per_s"] for r in fan[path]]),
+            "delivered /s": median([r["delivered_per_s"] for r in fan[path]]),
             "p50 ms": fan_latency[path]["p50_ms"], "p99 ms": fan_latency[path]["p99_ms"],
             "max ms": fan_latency[path]["max_ms"],
             "gaps": sum(r["gaps"] for r in fan[path]), "duplicates": sum(r["duplicates"] for r in fan[path]),
-            "machine cores busy": _median([r["machine_busy_cores"] for r in fan[path]]),
+            "machine cores busy": median([r["machine_busy_cores"] for r in fan[path]]),
             **(fan_added if path == "nginx" else {}),
         })
     every_fanout = [r for runs in fan.values() for r in runs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,12 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values present (None when there are none)."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def latency_ms(samples_s: Sequence[float]) -> dict[str, float | None]:
@@ -87,6 +94,7 @@ class Result:
     checks: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # interleaved scenarios: each round, in order run
     load_average_at_start: list[float] = field(default_factory=load_average)
 
     def target(self, name: str, goal: str, value: float | None, ok: bool | None) -> None:

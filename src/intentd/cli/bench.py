@@ -101,15 +101,15 @@ def messages_command(
     quick: Quick = False,
     json_file: JsonFile = None,
     connections: Annotated[list[int] | None, typer.Option(help="Connection counts (default 100 and 1,000).")] = None,
-    duration: Annotated[float | None, typer.Option(help="Seconds measured per run (default 10).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds measured per round (default 5).")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        min=1, help="Rounds per server and connection count, interleaved (default 3).")] = None,
 ) -> None:
     """Ping/pong round trips vs a bare ASGI echo app on the same server stack."""
     from intentd.bench import messages
     config = messages.MessagesConfig.quick() if quick else messages.MessagesConfig()
-    if connections:
-        config = dataclasses.replace(config, connections=tuple(connections))
-    if duration is not None:
-        config = dataclasses.replace(config, duration=duration)
+    overrides = {"connections": tuple(connections) if connections else None, "duration": duration, "rounds": rounds}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     _run([lambda: messages.run(config)], json_file)
 
 
