@@ -22,19 +22,24 @@ async def _hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def test_what_startup_loaded_is_frozen_out_of_the_collector(tmp_path) -> None:
+async def test_the_server_keeps_full_collections_short_and_rare(tmp_path) -> None:
     gc.unfreeze()
+    normal_pace = gc.get_threshold()[2]
     server = _DrainingServer(uvicorn_config(_hello, "127.0.0.1", 0, load_settings({}, data_dir=tmp_path)), None)
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
             await asyncio.sleep(0.01)
-        # Full collections skip these objects: long GC pauses with many sockets otherwise.
+        # What startup loaded is frozen: full collections skip it.
         assert gc.get_freeze_count() > 0
+        # A full collection that frees nothing makes the next one wait longer.
+        gc.collect()
+        assert gc.get_threshold()[2] == 2 * normal_pace
     finally:
         server.should_exit = True
         await serving
         gc.unfreeze()
+    assert gc.get_threshold()[2] == normal_pace  # a stopped server leaves the collector as it was
 
 
 _APP_WITH_A_HUNG_THREAD = """

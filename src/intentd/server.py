@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from intentd.collector import FullCollectionPacer
 from intentd.config import Settings
 
 Drain = Callable[[], Awaitable[None]]
@@ -34,6 +35,7 @@ class _DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Drain | None) -> None:
         super().__init__(config)
         self._drain = drain
+        self._pacer = FullCollectionPacer()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -43,6 +45,7 @@ class _DrainingServer(uvicorn.Server):
         # busy sockets: full collections paused the event loop ~200 ms.
         gc.collect()
         gc.freeze()
+        self._pacer.install()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -53,6 +56,7 @@ class _DrainingServer(uvicorn.Server):
             except Exception:
                 pass
         await super().shutdown(sockets)
+        self._pacer.uninstall()
         # uvicorn re-raises the signal after a graceful stop, which makes the
         # exit status "killed by SIGTERM"; a drained process exits with 0.
         self._captured_signals.clear()
