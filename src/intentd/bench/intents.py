@@ -201,13 +201,14 @@ def run(config: IntentsConfig) -> Result:
     failures = 0
     errors: list[str] = []
     with workdir("intents") as tmp:
-        # SQLite: the baseline first, then intentd, never both at once.
-        with _sqlite(tmp) as url:
-            direct = _baseline(url, "direct", config)
+        # SQLite: the baselines first, then intentd, never both at once. The target's baseline
+        # (direct) runs right before intentd: the machine's speed drifts within minutes.
         with _sqlite(tmp) as url:
             queued = _baseline(url, "queue", config)
         with _sqlite(tmp) as url:
             tuned = _baseline(url, "direct", config, tuned=True)
+        with _sqlite(tmp) as url:
+            direct = _baseline(url, "direct", config)
         with servers.embedded(tmp) as server:
             embedded = _measure(server, config, tmp, "intents-embedded")
         failures += embedded["failures"]
@@ -236,17 +237,19 @@ def run(config: IntentsConfig) -> Result:
 
 
 def _postgres(result: Result, config: IntentsConfig, tmp: Path) -> tuple[int, list[str]]:
-    with postgres_database() as url:
-        pg_direct = _baseline(url, "direct", config)
+    # Each pair that is compared runs back to back, the target's baseline (direct) right before
+    # intentd's one replica. Two processes side by side: how DBOS itself scales from one process
+    # to two on this machine, the baseline of the replica target.
     with postgres_database() as url:
         pg_queued = _baseline(url, "queue", config)
     with postgres_database() as url:
         pg_tuned = _baseline(url, "direct", config, tuned=True)
-    # How DBOS itself scales from one process to two on this machine: the baseline of the replica target.
+    with postgres_database() as url:
+        pg_tuned_2 = _baseline(url, "direct", config, tuned=True, processes=2)
     with postgres_database() as url:
         pg_direct_2 = _baseline(url, "direct", config, processes=2)
     with postgres_database() as url:
-        pg_tuned_2 = _baseline(url, "direct", config, tuned=True, processes=2)
+        pg_direct = _baseline(url, "direct", config)
     result.rows += [_row("bare DBOS, direct", "postgresql", pg_direct, ours=False),
                     _row("bare DBOS, queue", "postgresql", pg_queued, ours=False),
                     _row("bare DBOS, direct, tuned as intentd", "postgresql", pg_tuned, ours=False),
