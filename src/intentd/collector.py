@@ -10,8 +10,10 @@ eleven full collections, up to 0.7 s each, a third of the burst's CPU.
 So after a full collection that freed less than ``FRUITLESS_FRACTION`` of
 what it walked, the next one waits twice as many young collections (up to
 ``SLOWEST``); one that freed more sets the pace back to CPython's. Garbage
-waits longer only while there is little of it: at most that fraction of the
-heap, then the pace is back to normal.
+waits longer only while the collections before found little of it: once
+sockets close in numbers, the collection that frees them restores the pace
+(over rounds of 5,000 sockets connecting and closing, RSS settled 20 MB
+above CPython's pace, item 44).
 """
 
 from __future__ import annotations

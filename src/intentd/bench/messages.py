@@ -100,7 +100,8 @@ def run(config: MessagesConfig) -> Result:
         ratio, cpu_ratio = median(ratios), median(cpu_ratios)
         result.rows.append({**row("echo baseline (bare ASGI)", baseline[count]), "ratio": None})
         result.rows.append({**row("intentd ping/pong", ours[count]), "ratio": ratio, "CPU-cost ratio": cpu_ratio})
-        result.notes.append(f"each round at {count} connections: ratio {_listed(ratios)}; CPU-cost ratio {_listed(cpu_ratios)}")
+        result.notes.append(f"each round at {count} connections: ratio {_listed(ratios)}; "
+                            f"CPU-cost ratio {_listed(cpu_ratios)}")
         if count == 100:
             result.target("agent-protocol throughput vs echo at 100 connections", f">= {TARGET_RATIO:.0%}",
                           ratio, ratio is not None and ratio >= TARGET_RATIO)
