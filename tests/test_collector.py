@@ -12,11 +12,14 @@ from intentd.collector import SLOWEST, FullCollectionPacer
 
 @pytest.fixture
 def pacer() -> Iterator[FullCollectionPacer]:
+    # Live objects, as held sockets are: stray garbage made during a test is far from a twentieth of them.
+    held = [{} for _ in range(50_000)]
     gc.collect()  # earlier tests' garbage would make the first collection below a fruitful one
     pacer = FullCollectionPacer()
     pacer.install()
     yield pacer
     pacer.uninstall()
+    del held
 
 
 def _cycles(count: int) -> list[list[object]]:
