@@ -12,7 +12,7 @@ what it walked, the next one waits twice as many young collections (up to
 ``SLOWEST``); one that freed more sets the pace back to CPython's. Garbage
 waits longer only while the collections before found little of it: once
 sockets close in numbers, the collection that frees them restores the pace
-(over rounds of 5,000 sockets connecting and closing, RSS settled 20 MB
+(over rounds of 5,000 sockets connecting and closing, RSS settled 5–20 MB
 above CPython's pace, item 44).
 """
 
