@@ -17,12 +17,14 @@ from intentd.bench.procs import BusyCores, LoadGen, workdir
 from intentd.bench.report import Result
 
 TARGET_P99_MS = 20.0
+TARGET_SOCKETS = 1_000
+TARGET_RATE = 5_000.0
 
 
 @dataclass(frozen=True)
 class FanoutConfig:
-    sockets: int = 1_000
-    rate: float = 5_000.0  # deliveries per second, all sockets together
+    sockets: int = TARGET_SOCKETS
+    rate: float = TARGET_RATE  # deliveries per second, all sockets together
     sockets_per_session: int = 20  # 50 sessions: within the runtime's 64 concurrent executions
     duration: float = 10.0
 
@@ -99,8 +101,13 @@ def run(config: FanoutConfig) -> Result:
                      "reader_errors": measured["reader_errors"]}
     p99 = measured["latency"]["p99_ms"]
     delivered = measured["delivered_per_s"] or 0.0
-    result.target("delivery p99 (ms)", f"<= {TARGET_P99_MS:g} at 5,000/s over 1,000 sockets", p99,
-                  p99 is not None and p99 <= TARGET_P99_MS and config.sockets >= 1_000 and config.rate >= 5_000)
+    at_target_size = config.sockets >= TARGET_SOCKETS and config.rate >= TARGET_RATE
+    # A smaller run's p99 says nothing of the target's load: it is shown, not judged.
+    result.target("delivery p99 (ms)", f"<= {TARGET_P99_MS:g} at {TARGET_RATE:,.0f}/s over {TARGET_SOCKETS:,} sockets",
+                  p99, (p99 is not None and p99 <= TARGET_P99_MS) if at_target_size else None)
+    if not at_target_size:
+        result.notes.append(f"sized below the target ({config.sockets:,} sockets at {config.rate:,.0f}/s): the p99 "
+                            f"target is only judged at {TARGET_SOCKETS:,} sockets and {TARGET_RATE:,.0f}/s")
     result.target("delivered rate (/s)", f">= {config.rate * 0.95:,.0f} (95% of the offered rate)", delivered,
                   delivered >= config.rate * 0.95)
     result.target("gaps + duplicates", "0", measured["gaps"] + measured["duplicates"],
