@@ -104,7 +104,9 @@ def run(config: SocketsConfig) -> Result:
         "connect_errors": connected["errors"] + baseline["connected"]["errors"],
         "ping_errors": pinged["errors"],
     }
-    result.target("concurrent authenticated sockets", f">= {TARGET_SOCKETS:,}", opened, opened >= TARGET_SOCKETS)
+    full_size = config.count >= TARGET_SOCKETS
+    result.target("concurrent authenticated sockets", f">= {TARGET_SOCKETS:,}", opened,
+                  opened >= TARGET_SOCKETS if full_size else None)
     result.target("server RSS per socket (KB)", f"<= {TARGET_KB_PER_SOCKET:g}", kb_per_socket,
                   None if kb_per_socket is None else kb_per_socket <= TARGET_KB_PER_SOCKET)
     result.target("connect+auth per second", f">= {TARGET_CONNECT_RATE:g}", connected["rate_per_s"],
@@ -112,7 +114,7 @@ def run(config: SocketsConfig) -> Result:
     cpu = ours["cpu_ms_per_connect"]
     result.target("connect+auth per CPU-second (one free core)", f">= {TARGET_CONNECT_RATE:g}",
                   1000 / cpu if cpu else None, bool(cpu) and 1000 / cpu >= TARGET_CONNECT_RATE)
-    if config.count < TARGET_SOCKETS:
+    if not full_size:
         result.notes.append(f"sized below the target ({config.count:,} < {TARGET_SOCKETS:,}): the count target "
-                            "is only met by a full-size run")
+                            "is only judged in a full-size run")
     return result
